@@ -1,0 +1,482 @@
+// det_runtime.cc - the deterministic runtime: every kernel thread is a fiber on one
+// OS thread, and a PCT scheduler decides at each preemption point who runs next.
+//
+// The model of a machine it keeps:
+//  - each thread is bound to a virtual CPU. Switching to a thread of *another* CPU is
+//    parallelism and may happen at any preemption point, even inside a critical
+//    section; switching to another thread of the *same* CPU is preemption and happens
+//    only while the CPU's thread is outside a critical section (a CPU whose thread is
+//    suspended inside one is "pinned" to it);
+//  - an interrupt is a short-lived thread of its CPU with the highest priority; once
+//    started it pins its CPU until it returns, and it may not sleep;
+//  - tsleep() parks a thread until wakeup() on its channel; timeouts are ignored, so
+//    that a run in which every live thread is parked is a deadlock, reported as one;
+//  - all scheduling choices (PCT priorities, d-1 change points) come from the
+//    configured decision bytes, then from a PRNG seeded by the configured seed. The
+//    same configuration and the same driver give the same interleaving, always.
+// When a run fails (panic, deadlock, livelock) every unfinished fiber is resumed once
+// with an exception that unwinds its stack, so that nothing it owned leaks.
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "allocator/kenv/fiber.h"
+#include "allocator/kenv/kenv.h"
+#include "allocator/kenv/kenv_internal.h"
+#include "allocator/kenv/runtime.h"
+
+namespace kenv {
+
+namespace {
+
+constexpr size_t kStackSize = 256 * 1024;
+
+struct FiberKilled {};
+
+struct DetThread {
+  thread td{};
+  std::string name;
+  int cpu = 0;
+  bool daemon = false;
+  bool intr = false;
+  enum State { kRunnable, kBlocked, kDone } state = kRunnable;
+  bool started = false;
+  const void* wchan = nullptr;
+  spinlock* spin_wait = nullptr;
+  int64_t prio = 0;
+  uint64_t seq = 0;
+  std::function<void()> fn;
+  std::unique_ptr<Fiber> fiber;
+};
+
+// Scheduling decisions: the configured bytes first, then splitmix64 from the seed.
+class Decisions {
+ public:
+  void reset(std::span<const uint8_t> bytes, uint64_t seed) {
+    bytes_ = bytes;
+    pos_ = 0;
+    state_ = seed ^ 0x5eed5eed5eed5eedULL;
+  }
+  uint64_t next() {
+    if (pos_ < bytes_.size()) {
+      uint64_t v = 0;
+      size_t n = std::min<size_t>(8, bytes_.size() - pos_);
+      memcpy(&v, bytes_.data() + pos_, n);
+      pos_ += n;
+      return v ^ splitmix();
+    }
+    return splitmix();
+  }
+  uint64_t below(uint64_t n) { return n == 0 ? 0 : next() % n; }
+
+ private:
+  uint64_t splitmix() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  std::span<const uint8_t> bytes_;
+  size_t pos_ = 0;
+  uint64_t state_ = 0;
+};
+
+Runtime* g_runtime = nullptr;
+
+}  // namespace
+
+class Runtime::Impl {
+ public:
+  explicit Impl(const RuntimeConfig& c) : cfg(c) {
+    if (cfg.ncpus < 1 || cfg.ncpus > MAXCPU) {
+      fprintf(stderr, "slabfuzz: config: ncpus must be 1..%d, got %d\n", MAXCPU, cfg.ncpus);
+      exit(2);
+    }
+    for (int i = 0; i < MAXCPU; i++) {
+      gd[i].gd_cpuid = i;
+      gd[i].gd_ipending.store(0);
+    }
+    dec.reset(cfg.decision_bytes, cfg.seed);
+  }
+
+  RuntimeConfig cfg;
+  globaldata gd[MAXCPU];
+  std::vector<std::unique_ptr<DetThread>> threads;
+  std::unique_ptr<Fiber> main;
+  DetThread* cur = nullptr;
+  DetThread* pin[MAXCPU] = {};
+  DetThread* solo = nullptr;
+  Decisions dec;
+  std::vector<uint64_t> change_points;
+  size_t next_cp = 0;
+  int64_t next_low_prio = 0;
+  uint64_t steps = 0;
+  uint64_t switches = 0;
+  uint64_t seq = 0;
+  bool failed = false;
+  bool killing = false;
+  Outcome outcome;
+  std::vector<std::string> trace;
+
+  void note(const std::string& s) {
+    if (cfg.record_trace) trace.push_back("step " + std::to_string(steps) + ": " + s);
+  }
+
+  DetThread* add(int cpu, std::string name, std::function<void()> fn, bool daemon,
+                 bool intr) {
+    if (cpu < 0 || cpu >= cfg.ncpus) {
+      fprintf(stderr, "slabfuzz: config: thread %s on cpu %d of %d\n", name.c_str(), cpu,
+              cfg.ncpus);
+      exit(2);
+    }
+    auto t = std::make_unique<DetThread>();
+    t->name = std::move(name);
+    t->cpu = cpu;
+    t->daemon = daemon;
+    t->intr = intr;
+    t->fn = std::move(fn);
+    t->seq = seq++;
+    t->td.td_gd = &gd[cpu];
+    t->td.td_name = t->name.c_str();
+    t->td.td_intr = intr ? 1 : 0;
+    t->td.td_runtime = t.get();
+    // PCT: interrupts above every thread, earlier interrupts first; threads get a
+    // random priority above the d-1 change-point priorities.
+    if (intr)
+      t->prio = (int64_t{1} << 40) - static_cast<int64_t>(t->seq);
+    else
+      t->prio = cfg.pct_depth + 1 + static_cast<int64_t>(dec.below(1u << 20));
+    DetThread* raw = t.get();
+    threads.push_back(std::move(t));
+    return raw;
+  }
+
+  bool eligible(DetThread* t) const {
+    if (t->state != DetThread::kRunnable) return false;
+    if (solo != nullptr && t != solo) return false;
+    DetThread* p = pin[t->cpu];
+    return p == nullptr || p == t;
+  }
+
+  DetThread* pick() const {
+    DetThread* best = nullptr;
+    for (auto& up : threads) {
+      DetThread* t = up.get();
+      if (!eligible(t)) continue;
+      if (best == nullptr || t->prio > best->prio ||
+          (t->prio == best->prio && t->seq < best->seq))
+        best = t;
+    }
+    return best;
+  }
+
+  // Records whether t, about to be suspended, keeps its CPU pinned.
+  void update_pin(DetThread* t) {
+    bool keeps = t->state != DetThread::kDone &&
+                 (t->td.td_critcount > 0 || (t->intr && t->started));
+    if (keeps)
+      pin[t->cpu] = t;
+    else if (pin[t->cpu] == t)
+      pin[t->cpu] = nullptr;
+  }
+
+  // Called in a fiber: give the CPU to the scheduler if someone else should run.
+  void reschedule(bool must_leave) {
+    DetThread* t = cur;
+    update_pin(t);
+    if (!must_leave && pick() == t) return;
+    Fiber::Switch(t->fiber.get(), main.get());
+    // Resumed by the scheduler.
+    if (killing) throw FiberKilled{};
+  }
+
+  static void entry(void* arg) {
+    auto* t = static_cast<DetThread*>(arg);
+    Impl* rt = current_impl();
+    try {
+      if (!rt->killing) t->fn();
+    } catch (const FiberKilled&) {
+    }
+    t->state = DetThread::kDone;
+    rt->update_pin(t);
+    Fiber::SwitchFinal(t->fiber.get(), rt->main.get());
+  }
+
+  static Impl* current_impl();
+
+  void resume(DetThread* t) {
+    if (t != cur) switches++;
+    cur = t;
+    curthread_tls = &t->td;
+    if (!t->fiber) t->fiber = std::make_unique<Fiber>(&Impl::entry, t, kStackSize);
+    t->started = true;
+    note("run " + t->name + "@cpu" + std::to_string(t->cpu));
+    Fiber::Switch(main.get(), t->fiber.get());
+    curthread_tls = nullptr;
+    cur = nullptr;
+    if (t->state == DetThread::kDone) {
+      if (t->intr) gd[t->cpu].gd_ipending.fetch_sub(1);
+      t->fiber.reset();
+      t->fn = nullptr;
+    }
+  }
+
+  std::string state_report() const {
+    std::string r;
+    char line[512];
+    for (auto& up : threads) {
+      const DetThread* t = up.get();
+      if (t->state == DetThread::kDone) continue;
+      const char* st = t->state == DetThread::kRunnable ? "runnable" : "waiting";
+      snprintf(line, sizeof(line), "  thread %-16s cpu%d %-8s %s%s crit=%d spin=%d%s%s\n",
+               t->name.c_str(), t->cpu, st, t->td.td_wmesg ? "on " : "",
+               t->td.td_wmesg ? t->td.td_wmesg : "", t->td.td_critcount, t->td.td_spincount,
+               t->daemon ? " daemon" : "", t->intr ? " interrupt" : "");
+      r += line;
+    }
+    snprintf(line, sizeof(line), "  boot phase %s, %" PRIu64 " steps, %" PRIu64 " switches\n",
+             boot_phase_name(current_boot_phase()), steps, switches);
+    r += line;
+    return r;
+  }
+
+  void fail(Outcome::Kind kind, std::string title, const std::string& message) {
+    if (failed) return;
+    failed = true;
+    outcome.kind = kind;
+    outcome.title = std::move(title);
+    outcome.report = message + "\n" + state_report();
+  }
+
+  Outcome run_loop() {
+    outcome = Outcome{};
+    failed = false;
+    killing = false;
+    main = Fiber::Main();
+    for (;;) {
+      if (failed) break;
+      DetThread* best = pick();
+      if (best == nullptr) {
+        std::string waiting;
+        bool live = false;
+        for (auto& up : threads) {
+          if (up->state == DetThread::kDone) continue;
+          if (solo != nullptr && up.get() != solo) continue;
+          if (!up->daemon) live = true;
+          if (up->state == DetThread::kBlocked) {
+            if (!waiting.empty()) waiting += ", ";
+            waiting += up->name + " (" + (up->td.td_wmesg ? up->td.td_wmesg : "?") + ")";
+          }
+        }
+        if (live) fail(Outcome::kDeadlock, stable_title("deadlock", "every thread waits: " + waiting),
+                       "deadlock: no thread can run");
+        break;
+      }
+      resume(best);
+    }
+    // Unwind every fiber that has started and not finished, so that nothing leaks.
+    killing = true;
+    for (auto& up : threads) {
+      DetThread* t = up.get();
+      if (t->state == DetThread::kDone) continue;
+      if (solo != nullptr && t != solo) continue;
+      if (t->started) {
+        resume(t);
+      } else {
+        t->state = DetThread::kDone;
+        if (t->intr) gd[t->cpu].gd_ipending.fetch_sub(1);
+      }
+      pin[t->cpu] = nullptr;
+    }
+    killing = false;
+    std::erase_if(threads, [](const std::unique_ptr<DetThread>& t) {
+      return t->state == DetThread::kDone;
+    });
+    outcome.steps = steps;
+    outcome.switches = switches;
+    main.reset();
+    return outcome;
+  }
+
+  void init_pct() {
+    change_points.clear();
+    for (int i = 1; i < cfg.pct_depth; i++)
+      change_points.push_back(steps + dec.below(std::max(1, cfg.pct_horizon)));
+    std::sort(change_points.begin(), change_points.end());
+    next_cp = 0;
+    next_low_prio = std::max(1, cfg.pct_depth - 1);
+  }
+};
+
+namespace {
+Runtime::Impl* g_impl = nullptr;
+}
+
+Runtime::Impl* Runtime::Impl::current_impl() { return g_impl; }
+
+Runtime::Runtime(const RuntimeConfig& config) : impl_(std::make_unique<Impl>(config)) {
+  if (g_runtime != nullptr) {
+    fprintf(stderr, "slabfuzz: runtime: two runtimes alive at once\n");
+    abort();
+  }
+  g_runtime = this;
+  g_impl = impl_.get();
+}
+
+Runtime::~Runtime() {
+  g_runtime = nullptr;
+  g_impl = nullptr;
+}
+
+Runtime* current_runtime() { return g_runtime; }
+
+int ncpus() { return g_impl ? g_impl->cfg.ncpus : 1; }
+
+void Runtime::spawn(int cpu, std::string name, std::function<void()> fn, bool daemon) {
+  impl_->add(cpu, std::move(name), std::move(fn), daemon, false);
+}
+
+void Runtime::post_interrupt(int cpu, std::function<void()> fn) {
+  Impl* rt = impl_.get();
+  if (rt->killing) return;
+  DetThread* t = rt->add(cpu, "intr" + std::to_string(cpu), std::move(fn), false, true);
+  rt->gd[cpu].gd_ipending.fetch_add(1);
+  rt->note("post interrupt " + t->name);
+}
+
+Outcome Runtime::run() {
+  impl_->init_pct();
+  return impl_->run_loop();
+}
+
+Outcome Runtime::run_on_cpu0(std::function<void()> fn) {
+  Impl* rt = impl_.get();
+  DetThread* t = rt->add(0, "setup", std::move(fn), false, false);
+  rt->solo = t;
+  Outcome o = rt->run_loop();
+  rt->solo = nullptr;
+  return o;
+}
+
+const std::vector<std::string>& Runtime::trace() const { return impl_->trace; }
+
+// ---- kernel primitives' slow paths ------------------------------------------------
+
+void rt_preempt() {
+  Runtime::Impl* rt = g_impl;
+  if (rt == nullptr || rt->cur == nullptr || rt->killing) return;
+  DetThread* t = rt->cur;
+  if (++rt->steps > rt->cfg.max_steps) {
+    rt->fail(Outcome::kLivelock,
+             stable_title("livelock", "no end after " + std::to_string(rt->cfg.max_steps) +
+                                          " preemption points"),
+             "livelock");
+    rt->reschedule(true);
+    return;
+  }
+  if (rt->next_cp < rt->change_points.size() && rt->steps >= rt->change_points[rt->next_cp]) {
+    t->prio = rt->next_low_prio--;
+    rt->next_cp++;
+    rt->note("priority change " + t->name);
+  }
+  rt->reschedule(false);
+}
+
+void rt_progress() {}
+
+void rt_crit_exit_pending() {
+  Runtime::Impl* rt = g_impl;
+  if (rt == nullptr || rt->cur == nullptr || rt->killing) return;
+  if (rt->cur->td.td_critcount == 0) rt->reschedule(false);
+}
+
+void rt_spin_contested(spinlock* spin) {
+  Runtime::Impl* rt = g_impl;
+  thread* td = curthread_tls;
+  if (spin->holder.load(std::memory_order_relaxed) == td)
+    check_failed("spinlock-recursion", "%s taken twice by %s", spin->name, td->td_name);
+  if (rt == nullptr || rt->cur == nullptr)
+    panic("spin_lock: %s contested outside a run", spin->name);
+  DetThread* t = rt->cur;
+  int expect = 0;
+  while (!spin->lock.compare_exchange_strong(expect, 1, std::memory_order_acquire)) {
+    expect = 0;
+    if (rt->killing) return;
+    t->state = DetThread::kBlocked;
+    t->spin_wait = spin;
+    td->td_wmesg = spin->name;
+    rt->note("spin " + t->name + " on " + spin->name);
+    rt->reschedule(true);
+  }
+  td->td_wmesg = nullptr;
+}
+
+void rt_spin_released(spinlock* spin) {
+  Runtime::Impl* rt = g_impl;
+  if (rt == nullptr) return;
+  for (auto& up : rt->threads) {
+    if (up->state == DetThread::kBlocked && up->spin_wait == spin) {
+      up->state = DetThread::kRunnable;
+      up->spin_wait = nullptr;
+    }
+  }
+}
+
+int tsleep(const void* chan, const char* wmesg, int /*timo*/) {
+  Runtime::Impl* rt = g_impl;
+  thread* td = curthread_tls;
+  if (rt == nullptr || rt->cur == nullptr) panic("tsleep(%s) outside a kernel thread", wmesg);
+  if (rt->killing) return 0;
+  if (td->td_nosleep)
+    check_failed("nowait-blocked", "a no-wait allocation reached tsleep(%s) in %s", wmesg,
+                 td->td_name);
+  if (td->td_intr) check_failed("sleep-in-interrupt", "tsleep(%s) in an interrupt", wmesg);
+  if (td->td_spincount)
+    check_failed("sleep-with-spinlock", "tsleep(%s) holding a spinlock in %s", wmesg,
+                 td->td_name);
+  if (td->td_critcount)
+    check_failed("sleep-in-critical-section", "tsleep(%s) in %s", wmesg, td->td_name);
+  DetThread* t = rt->cur;
+  t->state = DetThread::kBlocked;
+  t->wchan = chan;
+  td->td_wmesg = wmesg;
+  td->td_wchan = chan;
+  rt->note("sleep " + t->name + " on " + wmesg);
+  rt->reschedule(true);
+  td->td_wmesg = nullptr;
+  td->td_wchan = nullptr;
+  return 0;
+}
+
+static void wake(const void* chan, bool one) {
+  Runtime::Impl* rt = g_impl;
+  if (rt == nullptr) return;
+  for (auto& up : rt->threads) {
+    if (up->state == DetThread::kBlocked && up->spin_wait == nullptr && up->wchan == chan) {
+      up->state = DetThread::kRunnable;
+      up->wchan = nullptr;
+      if (one) return;
+    }
+  }
+}
+
+void wakeup(const void* chan) { wake(chan, false); }
+void wakeup_one(const void* chan) { wake(chan, true); }
+
+void rt_panic(const std::string& title, const std::string& message) {
+  Runtime::Impl* rt = g_impl;
+  if (rt == nullptr || rt->cur == nullptr || rt->killing) {
+    fprintf(stderr, "%s\n%s\n", title.c_str(), message.c_str());
+    abort();
+  }
+  rt->fail(Outcome::kPanic, title, message);
+  rt->note("panic in " + rt->cur->name + ": " + message);
+  throw FiberKilled{};
+}
+
+}  // namespace kenv

@@ -1,0 +1,277 @@
+// det_runtime_test.cc - the deterministic runtime's guarantees: determinism,
+// critical sections against interrupts and same-CPU preemption, spinlocks, and the
+// errors it detects (deadlock, sleeping in a critical section, a spinlock taken twice,
+// crit_exit without crit_enter).
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "allocator/kenv/kenv.h"
+#include "allocator/kenv/runtime.h"
+#include "gtest/gtest.h"
+
+namespace kenv {
+namespace {
+
+RuntimeConfig Config(int ncpus, uint64_t seed) {
+  RuntimeConfig c;
+  c.ncpus = ncpus;
+  c.seed = seed;
+  c.pct_depth = 4;
+  c.pct_horizon = 200;
+  c.record_trace = true;
+  return c;
+}
+
+// Three threads on two CPUs incrementing shared state at preemption points, plus an
+// interrupt; returns the trace.
+std::vector<std::string> RunScenario(uint64_t seed, std::string* order) {
+  Runtime rt(Config(2, seed));
+  for (int i = 0; i < 3; i++) {
+    rt.spawn(i % 2, "t" + std::to_string(i), [i, order] {
+      for (int k = 0; k < 20; k++) {
+        *order += static_cast<char>('a' + i);
+        preempt_point();
+      }
+    });
+  }
+  rt.post_interrupt(1, [order] { *order += 'I'; });
+  Outcome o = rt.run();
+  EXPECT_TRUE(o.ok()) << o.title;
+  return rt.trace();
+}
+
+TEST(DetRuntime, SameSeedSameInterleaving) {
+  std::string o1, o2;
+  auto t1 = RunScenario(42, &o1);
+  auto t2 = RunScenario(42, &o2);
+  EXPECT_EQ(t1, t2);
+  EXPECT_EQ(o1, o2);
+  EXPECT_EQ(o1.size(), 61u);
+}
+
+TEST(DetRuntime, DifferentSeedsDifferentInterleavings) {
+  std::string base;
+  RunScenario(1, &base);
+  int different = 0;
+  for (uint64_t seed = 2; seed < 12; seed++) {
+    std::string o;
+    RunScenario(seed, &o);
+    if (o != base) different++;
+  }
+  EXPECT_GE(different, 5);
+}
+
+TEST(DetRuntime, DecisionBytesSteerTheSchedule) {
+  std::vector<std::string> orders;
+  for (uint8_t b = 0; b < 8; b++) {
+    std::vector<uint8_t> bytes(64, b);
+    bytes[0] = static_cast<uint8_t>(b * 37);
+    RuntimeConfig c = Config(2, 7);
+    c.decision_bytes = bytes;
+    Runtime rt(c);
+    std::string order;
+    for (int i = 0; i < 2; i++)
+      rt.spawn(i, "t", [i, &order] {
+        for (int k = 0; k < 10; k++) {
+          order += static_cast<char>('a' + i);
+          preempt_point();
+        }
+      });
+    ASSERT_TRUE(rt.run().ok());
+    orders.push_back(order);
+  }
+  std::sort(orders.begin(), orders.end());
+  EXPECT_GT(std::unique(orders.begin(), orders.end()) - orders.begin(), 1);
+}
+
+TEST(DetRuntime, InterruptNeverRunsInsideACriticalSection) {
+  for (uint64_t seed = 0; seed < 50; seed++) {
+    Runtime rt(Config(1, seed));
+    bool in_crit = false;
+    bool violated = false;
+    int ran = 0;
+    rt.spawn(0, "worker", [&] {
+      for (int k = 0; k < 10; k++) {
+        crit_enter();
+        in_crit = true;
+        preempt_point();
+        preempt_point();
+        in_crit = false;
+        crit_exit();
+        preempt_point();
+      }
+    });
+    for (int i = 0; i < 5; i++)
+      rt.post_interrupt(0, [&] {
+        if (in_crit) violated = true;
+        EXPECT_EQ(curthread()->td_intr, 1);
+        ran++;
+      });
+    Outcome o = rt.run();
+    ASSERT_TRUE(o.ok()) << o.title;
+    EXPECT_FALSE(violated) << "seed " << seed;
+    EXPECT_EQ(ran, 5);
+  }
+}
+
+TEST(DetRuntime, CriticalSectionExcludesSameCpuThreadsButNotOtherCpus) {
+  int other_cpu_ran_inside = 0;
+  for (uint64_t seed = 0; seed < 50; seed++) {
+    Runtime rt(Config(2, seed));
+    bool in_crit = false;
+    bool same_cpu_violation = false;
+    rt.spawn(0, "holder", [&] {
+      crit_enter();
+      in_crit = true;
+      for (int k = 0; k < 10; k++) preempt_point();
+      in_crit = false;
+      crit_exit();
+    });
+    rt.spawn(0, "same", [&] {
+      for (int k = 0; k < 10; k++) {
+        if (in_crit) same_cpu_violation = true;
+        preempt_point();
+      }
+    });
+    rt.spawn(1, "other", [&] {
+      for (int k = 0; k < 10; k++) {
+        if (in_crit) other_cpu_ran_inside++;
+        preempt_point();
+      }
+    });
+    ASSERT_TRUE(rt.run().ok());
+    EXPECT_FALSE(same_cpu_violation) << "seed " << seed;
+  }
+  EXPECT_GT(other_cpu_ran_inside, 0);
+}
+
+TEST(DetRuntime, SpinlockIsMutualExclusionAcrossCpus) {
+  for (uint64_t seed = 0; seed < 30; seed++) {
+    Runtime rt(Config(3, seed));
+    spinlock s;
+    spin_init(&s, "test");
+    int inside = 0, max_inside = 0, total = 0;
+    for (int c = 0; c < 3; c++)
+      rt.spawn(c, "t", [&] {
+        for (int k = 0; k < 10; k++) {
+          spin_lock(&s);
+          inside++;
+          max_inside = std::max(max_inside, inside);
+          preempt_point();
+          total++;
+          inside--;
+          spin_unlock(&s);
+          preempt_point();
+        }
+      });
+    Outcome o = rt.run();
+    ASSERT_TRUE(o.ok()) << o.title << o.report;
+    EXPECT_EQ(max_inside, 1);
+    EXPECT_EQ(total, 30);
+  }
+}
+
+TEST(DetRuntime, SleepWakeup) {
+  Runtime rt(Config(2, 3));
+  int chan = 0;
+  bool ready = false;
+  bool seen = false;
+  rt.spawn(0, "sleeper", [&] {
+    while (!ready) tsleep(&chan, "test", 0);
+    seen = true;
+  });
+  rt.spawn(1, "waker", [&] {
+    preempt_point();
+    ready = true;
+    wakeup(&chan);
+  });
+  ASSERT_TRUE(rt.run().ok());
+  EXPECT_TRUE(seen);
+}
+
+TEST(DetRuntime, DeadlockIsReportedNotHung) {
+  Runtime rt(Config(2, 5));
+  int a = 0, b = 0;
+  rt.spawn(0, "first", [&] { tsleep(&a, "wait-a", 0); });
+  rt.spawn(1, "second", [&] { tsleep(&b, "wait-b", 0); });
+  Outcome o = rt.run();
+  EXPECT_EQ(o.kind, Outcome::kDeadlock);
+  EXPECT_EQ(o.title.rfind("slabfuzz: deadlock: ", 0), 0u) << o.title;
+  EXPECT_NE(o.title.find("first (wait-a)"), std::string::npos) << o.title;
+  EXPECT_NE(o.report.find("second"), std::string::npos);
+}
+
+TEST(DetRuntime, DaemonsDoNotKeepARunAlive) {
+  Runtime rt(Config(1, 5));
+  int chan = 0;
+  int served = 0;
+  rt.spawn(0, "daemon", [&] {
+    for (;;) {
+      tsleep(&chan, "idle", 0);
+      served++;
+    }
+  }, /*daemon=*/true);
+  rt.spawn(0, "client", [&] {
+    wakeup(&chan);
+    preempt_point();
+  });
+  Outcome o = rt.run();
+  EXPECT_TRUE(o.ok()) << o.title;
+}
+
+TEST(DetRuntime, SleepInCriticalSectionIsDetected) {
+  Runtime rt(Config(1, 1));
+  int chan = 0;
+  rt.spawn(0, "bad", [&] {
+    crit_enter();
+    tsleep(&chan, "bad", 0);
+    crit_exit();
+  });
+  Outcome o = rt.run();
+  EXPECT_EQ(o.kind, Outcome::kPanic);
+  EXPECT_EQ(o.title, "slabfuzz: sleep-in-critical-section: tsleep(bad) in bad");
+}
+
+TEST(DetRuntime, SpinlockTakenTwiceIsDetected) {
+  Runtime rt(Config(1, 1));
+  spinlock s;
+  spin_init(&s, "twice");
+  rt.spawn(0, "bad", [&] {
+    spin_lock(&s);
+    spin_lock(&s);
+  });
+  Outcome o = rt.run();
+  EXPECT_EQ(o.kind, Outcome::kPanic);
+  EXPECT_EQ(o.title, "slabfuzz: spinlock-recursion: twice taken twice by bad");
+}
+
+TEST(DetRuntime, CritExitWithoutEnterIsDetected) {
+  Runtime rt(Config(1, 1));
+  rt.spawn(0, "bad", [] { crit_exit(); });
+  Outcome o = rt.run();
+  EXPECT_EQ(o.kind, Outcome::kPanic);
+  EXPECT_NE(o.title.find("crit_exit: not in a critical section"), std::string::npos);
+}
+
+TEST(DetRuntime, LivelockIsBounded) {
+  RuntimeConfig c = Config(1, 1);
+  c.max_steps = 1000;
+  Runtime rt(c);
+  rt.spawn(0, "spinner", [] {
+    for (;;) preempt_point();
+  });
+  Outcome o = rt.run();
+  EXPECT_EQ(o.kind, Outcome::kLivelock);
+}
+
+TEST(DetRuntime, PanicTitleHasNoAddresses) {
+  Runtime rt(Config(1, 1));
+  int x = 0;
+  rt.spawn(0, "p", [&] { panic("bad pointer %p", static_cast<void*>(&x)); });
+  Outcome o = rt.run();
+  EXPECT_EQ(o.title, "slabfuzz: panic: bad pointer ADDR");
+}
+
+}  // namespace
+}  // namespace kenv

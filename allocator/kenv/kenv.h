@@ -1,0 +1,189 @@
+/*
+ * kenv.h - the simulated kernel as allocator code sees it.
+ *
+ * Allocator code is written against this header exactly as kernel code is written
+ * against <sys/thread2.h>, <sys/spinlock2.h> and <vm/vm_page.h>: curthread/mycpu,
+ * crit_enter()/crit_exit(), spinlocks, tsleep()/wakeup(), panic(), preempt_point().
+ * Which runtime implements the slow paths (deterministic fibers for fuzzing, real
+ * threads for stress) is chosen at link time by the Bazel target
+ * (//allocator/kenv:det or //allocator/kenv:threaded); nothing here can tell.
+ *
+ * Invariants kept (and checked outside the perf build):
+ *  - a thread in a critical section (td_critcount > 0) is never preempted by another
+ *    thread of its CPU, never migrated and never interrupted; other CPUs run on;
+ *  - a spinlock is held inside a critical section; it is never taken twice, and nobody
+ *    sleeps while holding one or inside a critical section;
+ *  - panic() never returns.
+ *
+ * In the perf configuration (SLABFUZZ_PERF) preempt_point() and KKASSERT compile to
+ * nothing.
+ */
+#ifndef SLABFUZZ_ALLOCATOR_KENV_KENV_H_
+#define SLABFUZZ_ALLOCATOR_KENV_KENV_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLABFUZZ_HAVE_ASAN 1
+#endif
+#if __has_feature(thread_sanitizer)
+#define SLABFUZZ_HAVE_TSAN 1
+#endif
+#endif
+
+namespace kenv {
+
+inline constexpr int MAXCPU = 16;
+
+/* Per-CPU data (DragonFly's struct globaldata). */
+struct globaldata {
+	int gd_cpuid;
+	/* Interrupts posted to this CPU and not yet run. */
+	std::atomic<int> gd_ipending;
+};
+
+/* A kernel thread: a CPU's op stream, a daemon, or an interrupt. */
+struct thread {
+	globaldata *td_gd;
+	int td_critcount;	/* crit_enter() nesting */
+	int td_spincount;	/* spinlocks held */
+	int td_intr;		/* nonzero: running as an interrupt */
+	int td_nosleep;		/* nonzero: inside a no-block scope (M_NOWAIT path) */
+	const char *td_name;
+	const char *td_wmesg;	/* what it waits for, while it waits */
+	const void *td_wchan;
+	void *td_runtime;	/* runtime-private */
+};
+
+extern thread_local thread *curthread_tls;
+
+inline thread *curthread() { return curthread_tls; }
+inline globaldata *mycpu() { return curthread_tls->td_gd; }
+inline int mycpuid() { return curthread_tls->td_gd->gd_cpuid; }
+int ncpus();
+
+/* ---- panic and assertions ---------------------------------------------------- */
+
+[[noreturn]] void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A violated framework check: the crash title is "slabfuzz: <check>: <detail>". */
+[[noreturn]] void check_failed(const char *check, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#ifdef SLABFUZZ_PERF
+#define KKASSERT(exp) ((void)0)
+#else
+#define KKASSERT(exp)                                                              \
+	((exp) ? (void)0                                                           \
+	       : ::kenv::panic("assertion \"%s\" failed in %s at %s:%d", #exp,     \
+			       __func__, __FILE__, __LINE__))
+#endif
+
+/* ---- runtime slow paths (implemented by the linked runtime) ------------------ */
+
+void rt_preempt(void);			/* a preemption point, outside perf */
+void rt_crit_exit_pending(void);	/* crit_exit() found work pending */
+void rt_spin_contested(struct spinlock *spin);
+void rt_spin_released(struct spinlock *spin);
+/* Sleep on chan until wakeup(chan); returns 0, or EWOULDBLOCK after timo ticks
+ * (threaded runtime only; the deterministic runtime treats timo as forever). */
+int tsleep(const void *chan, const char *wmesg, int timo);
+void wakeup(const void *chan);
+void wakeup_one(const void *chan);
+/* Counts a step of progress for the watchdog (threaded) and the trace (det). */
+void rt_progress(void);
+
+/* ---- preemption points -------------------------------------------------------- */
+
+/*
+ * A place where a real kernel could be preempted, interrupted, or simply be
+ * overtaken by another CPU. Allocator code sprinkles them where the real code has
+ * windows (between reading per-CPU state and acting on it, around lock hand-offs).
+ */
+inline void preempt_point()
+{
+#ifndef SLABFUZZ_PERF
+	rt_preempt();
+#endif
+}
+
+/* ---- critical sections -------------------------------------------------------- */
+
+inline void crit_enter()
+{
+	thread *td = curthread_tls;
+	++td->td_critcount;
+	std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
+inline void crit_exit()
+{
+	thread *td = curthread_tls;
+	std::atomic_signal_fence(std::memory_order_seq_cst);
+#ifndef SLABFUZZ_PERF
+	if (td->td_critcount <= 0)
+		panic("crit_exit: not in a critical section (thread %s)", td->td_name);
+#endif
+	if (--td->td_critcount == 0 &&
+	    td->td_gd->gd_ipending.load(std::memory_order_relaxed))
+		rt_crit_exit_pending();
+}
+
+/* ---- spinlocks ------------------------------------------------------------------ */
+
+struct spinlock {
+	std::atomic<int> lock{0};
+	const char *name = "spinlock";
+	std::atomic<thread *> holder{nullptr};	/* for diagnostics only */
+};
+
+inline void spin_init(spinlock *spin, const char *name)
+{
+	spin->lock.store(0, std::memory_order_relaxed);
+	spin->name = name;
+	spin->holder.store(nullptr, std::memory_order_relaxed);
+}
+
+inline void spin_lock(spinlock *spin)
+{
+	thread *td = curthread_tls;
+	crit_enter();
+	++td->td_spincount;
+	int expect = 0;
+	if (!spin->lock.compare_exchange_strong(expect, 1, std::memory_order_acquire))
+		rt_spin_contested(spin);
+	spin->holder.store(td, std::memory_order_relaxed);
+}
+
+inline void spin_unlock(spinlock *spin)
+{
+	thread *td = curthread_tls;
+#ifndef SLABFUZZ_PERF
+	if (spin->holder.load(std::memory_order_relaxed) != td)
+		panic("spin_unlock: %s not held by %s", spin->name, td->td_name);
+#endif
+	spin->holder.store(nullptr, std::memory_order_relaxed);
+	spin->lock.store(0, std::memory_order_release);
+	rt_spin_released(spin);
+	--td->td_spincount;
+	crit_exit();
+}
+
+/* ---- boot phases ------------------------------------------------------------------ */
+
+enum class boot_phase : int {
+	EARLY = 0,	/* no page source: the VM is not up */
+	VM_READY = 1,	/* pages can be had; one CPU */
+	SMP = 2,	/* the other CPUs run */
+	RUNNING = 3,	/* init has started; pageout and poller run */
+};
+
+boot_phase current_boot_phase();
+void boot_advance(boot_phase to);	/* drivers only; never goes back */
+const char *boot_phase_name(boot_phase p);
+
+}  // namespace kenv
+
+#endif  // SLABFUZZ_ALLOCATOR_KENV_KENV_H_

@@ -1,0 +1,90 @@
+// kenv_common.cc - the parts of the simulated kernel both runtimes share: the boot
+// phase, panic() formatting and crash titles.
+//
+// Invariants: the boot phase only moves forward within one kernel's life
+// (boot_reset() starts a new one); a crash title never contains an address or a
+// number that changes from run to run, so that crashes deduplicate by title.
+#include <cstdarg>
+#include <cstdio>
+#include <regex>
+#include <string>
+
+#include "allocator/kenv/kenv.h"
+#include "allocator/kenv/kenv_internal.h"
+#include "allocator/kenv/runtime.h"
+
+namespace kenv {
+
+thread_local thread* curthread_tls = nullptr;
+
+namespace {
+std::atomic<int> g_boot_phase{static_cast<int>(boot_phase::RUNNING)};
+}  // namespace
+
+boot_phase current_boot_phase() {
+  return static_cast<boot_phase>(g_boot_phase.load(std::memory_order_acquire));
+}
+
+void boot_reset(boot_phase p) {
+  g_boot_phase.store(static_cast<int>(p), std::memory_order_release);
+}
+
+void boot_advance(boot_phase to) {
+  int cur = g_boot_phase.load(std::memory_order_acquire);
+  while (cur < static_cast<int>(to) &&
+         !g_boot_phase.compare_exchange_weak(cur, static_cast<int>(to))) {
+  }
+  wakeup(&g_boot_phase);
+}
+
+const void* boot_chan() { return &g_boot_phase; }
+
+const char* boot_phase_name(boot_phase p) {
+  switch (p) {
+    case boot_phase::EARLY: return "EARLY";
+    case boot_phase::VM_READY: return "VM_READY";
+    case boot_phase::SMP: return "SMP";
+    case boot_phase::RUNNING: return "RUNNING";
+  }
+  return "?";
+}
+
+const char* outcome_kind_name(Outcome::Kind k) {
+  switch (k) {
+    case Outcome::kOk: return "ok";
+    case Outcome::kPanic: return "panic";
+    case Outcome::kDeadlock: return "deadlock";
+    case Outcome::kLivelock: return "livelock";
+    case Outcome::kWatchdog: return "watchdog";
+  }
+  return "?";
+}
+
+std::string stable_title(const std::string& check, const std::string& detail) {
+  static const std::regex hex("0x[0-9a-fA-F]+");
+  std::string d = std::regex_replace(detail, hex, "ADDR");
+  // A title is one line.
+  for (char& c : d)
+    if (c == '\n') c = ' ';
+  return "slabfuzz: " + check + ": " + d;
+}
+
+void panic(const char* fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  rt_panic(stable_title("panic", buf), buf);
+}
+
+void check_failed(const char* check, const char* fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  rt_panic(stable_title(check, buf), buf);
+}
+
+}  // namespace kenv

@@ -1,0 +1,95 @@
+// runtime.h - the driver's side of the simulated kernel: start CPUs and kernel
+// threads, post interrupts, run to completion, learn how it ended.
+//
+// One interface, two implementations chosen at link time:
+//  - //allocator/kenv:det       every thread is a cooperative fiber on one OS thread; a
+//                               PCT scheduler fed by a seed or by fuzz bytes picks who runs
+//                               at each preemption point. Same decisions, same
+//                               interleaving, same result.
+//  - //allocator/kenv:threaded  M OS threads over N virtual CPUs; a thread owns a CPU
+//                               while it runs kernel code and may migrate at preemption
+//                               points outside critical sections; a watchdog reports a
+//                               run that makes no progress.
+//
+// Invariants: run() returns only when every non-daemon thread has finished, or the run
+// has failed (panic, deadlock, watchdog); on failure Outcome::title is a stable one-line
+// title and Outcome::report names every thread and what it waits for. A Runtime is the
+// only one alive in its process while it exists.
+#ifndef SLABFUZZ_ALLOCATOR_KENV_RUNTIME_H_
+#define SLABFUZZ_ALLOCATOR_KENV_RUNTIME_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "allocator/kenv/kenv.h"
+
+namespace kenv {
+
+struct RuntimeConfig {
+  int ncpus = 2;
+  // Deterministic runtime: scheduling decisions. Bytes are consumed first, then a
+  // PRNG seeded with `seed`.
+  uint64_t seed = 0;
+  std::span<const uint8_t> decision_bytes;
+  int pct_depth = 3;          // PCT: d-1 priority change points
+  int pct_horizon = 2000;     // PCT: steps over which change points are drawn
+  uint64_t max_steps = 2'000'000;  // a run longer than this is a livelock
+  bool record_trace = false;
+  // Threaded runtime.
+  int watchdog_ms = 10'000;   // no progress for this long: report and fail
+  int migrate_one_in = 64;    // at a preemption point, migrate with chance 1/N
+};
+
+struct Outcome {
+  enum Kind { kOk, kPanic, kDeadlock, kLivelock, kWatchdog };
+  Kind kind = kOk;
+  std::string title;   // "slabfuzz: <check>: <detail>" on failure
+  std::string report;  // every thread and what it waits for
+  uint64_t steps = 0;  // preemption points passed
+  uint64_t switches = 0;
+  bool ok() const { return kind == kOk; }
+};
+
+const char* outcome_kind_name(Outcome::Kind k);
+
+class Runtime {
+ public:
+  explicit Runtime(const RuntimeConfig& config);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // A thread bound to `cpu` (det) or starting on it (threaded). Daemons (pageout,
+  // poller) loop forever; the run ends when every non-daemon thread has returned.
+  void spawn(int cpu, std::string name, std::function<void()> fn, bool daemon = false);
+  // Run fn as an interrupt on `cpu` at its next preemption point outside a critical
+  // section. Callable from drivers before run() and from kernel code during it.
+  void post_interrupt(int cpu, std::function<void()> fn);
+  Outcome run();
+
+  // The event trace of the last run (det, with record_trace): one line per switch,
+  // interrupt and block; the determinism tests compare it.
+  const std::vector<std::string>& trace() const;
+  // Runs fn as a kernel thread on CPU 0 outside any run: for set-up and teardown code
+  // that must call kernel primitives. Returns the outcome (a panic is caught).
+  Outcome run_on_cpu0(std::function<void()> fn);
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// The runtime in which the calling code runs, or nullptr.
+Runtime* current_runtime();
+
+// Sets up the boot phase for a new kernel (drivers do this before run()).
+void boot_reset(boot_phase p);
+
+}  // namespace kenv
+
+#endif  // SLABFUZZ_ALLOCATOR_KENV_RUNTIME_H_
