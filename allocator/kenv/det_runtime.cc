@@ -50,6 +50,7 @@ struct DetThread {
   spinlock* spin_wait = nullptr;
   int64_t prio = 0;
   uint64_t seq = 0;
+  uint64_t yielded_at = UINT64_MAX;  // epoch of its last busy-wait
   std::function<void()> fn;
   std::unique_ptr<Fiber> fiber;
 };
@@ -111,6 +112,7 @@ class Runtime::Impl {
   DetThread* cur = nullptr;
   DetThread* pin[MAXCPU] = {};
   DetThread* solo = nullptr;
+  DetThread* next_pick = nullptr;  // set by rt_spinwait: run this one next
   Decisions dec;
   std::vector<uint64_t> change_points;
   size_t next_cp = 0;
@@ -118,6 +120,7 @@ class Runtime::Impl {
   uint64_t steps = 0;
   uint64_t switches = 0;
   uint64_t seq = 0;
+  uint64_t epoch = 0;  // advances at every preemption point
   bool failed = false;
   bool killing = false;
   Outcome outcome;
@@ -163,11 +166,19 @@ class Runtime::Impl {
     return p == nullptr || p == t;
   }
 
+  // The highest-priority eligible thread. Threads in a busy-wait since the last
+  // preemption point (rt_spinwait) come last, so that whoever they wait for runs.
   DetThread* pick() const {
+    DetThread* best = pick_among(true);
+    return best != nullptr ? best : pick_among(false);
+  }
+
+  DetThread* pick_among(bool skip_spinners) const {
     DetThread* best = nullptr;
     for (auto& up : threads) {
       DetThread* t = up.get();
       if (!eligible(t)) continue;
+      if (skip_spinners && t->yielded_at == epoch) continue;
       if (best == nullptr || t->prio > best->prio ||
           (t->prio == best->prio && t->seq < best->seq))
         best = t;
@@ -260,7 +271,8 @@ class Runtime::Impl {
     main = Fiber::Main();
     for (;;) {
       if (failed) break;
-      DetThread* best = pick();
+      DetThread* best = next_pick != nullptr && eligible(next_pick) ? next_pick : pick();
+      next_pick = nullptr;
       if (best == nullptr) {
         std::string waiting;
         bool live = false;
@@ -371,6 +383,7 @@ void rt_preempt() {
   Runtime::Impl* rt = g_impl;
   if (rt == nullptr || rt->cur == nullptr || rt->killing) return;
   DetThread* t = rt->cur;
+  rt->epoch++;
   if (++rt->steps > rt->cfg.max_steps) {
     rt->fail(Outcome::kLivelock,
              stable_title("livelock", "no end after " + std::to_string(rt->cfg.max_steps) +
@@ -388,6 +401,28 @@ void rt_preempt() {
 }
 
 void rt_progress() {}
+
+// A busy-wait: run the best *other* eligible thread (if none, the caller spins on:
+// only a thread of another CPU could end the wait, and none can run: the livelock
+// bound reports it).
+void rt_spinwait() {
+  Runtime::Impl* rt = g_impl;
+  if (rt == nullptr || rt->cur == nullptr || rt->killing) return;
+  DetThread* t = rt->cur;
+  if (++rt->steps > rt->cfg.max_steps) {
+    rt->fail(Outcome::kLivelock,
+             stable_title("livelock", "busy-wait did not end"), "livelock in a busy-wait");
+    rt->reschedule(true);
+    return;
+  }
+  rt->update_pin(t);
+  t->yielded_at = rt->epoch;
+  DetThread* other = rt->pick();
+  if (other == nullptr || other == t) return;
+  rt->next_pick = other;
+  Fiber::Switch(t->fiber.get(), rt->main.get());
+  if (rt->killing) throw FiberKilled{};
+}
 
 void rt_crit_exit_pending() {
   Runtime::Impl* rt = g_impl;

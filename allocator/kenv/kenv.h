@@ -52,6 +52,7 @@ struct thread {
 	int td_spincount;	/* spinlocks held */
 	int td_intr;		/* nonzero: running as an interrupt */
 	int td_nosleep;		/* nonzero: inside a no-block scope (M_NOWAIT path) */
+	int td_kmdepth;		/* nesting of allocator slow paths (recursion bound) */
 	const char *td_name;
 	const char *td_wmesg;	/* what it waits for, while it waits */
 	const void *td_wchan;
@@ -94,6 +95,12 @@ void wakeup(const void *chan);
 void wakeup_one(const void *chan);
 /* Counts a step of progress for the watchdog (threaded) and the trace (det). */
 void rt_progress(void);
+
+/* In a busy-wait for another CPU: let it run (deterministic runtime) or pause.
+ * Every busy-wait loop must call it: under PCT a loop of plain preemption points
+ * keeps the highest-priority thread running forever (reported as a livelock). */
+void rt_spinwait(void);
+inline void cpu_spinwait() { rt_spinwait(); }
 
 /* ---- preemption points -------------------------------------------------------- */
 

@@ -323,6 +323,8 @@ void rt_spin_contested(spinlock* spin) {
 
 void rt_spin_released(spinlock*) {}
 
+void rt_spinwait() { __builtin_ia32_pause(); }
+
 int tsleep(const void* chan, const char* wmesg, int timo) {
   Runtime::Impl* rt = g_impl;
   TThread* t = t_self;

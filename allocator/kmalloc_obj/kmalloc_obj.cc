@@ -1,0 +1,971 @@
+/*
+ * kmalloc_obj.cc - the per-CPU slab allocator (see kmalloc_obj.h for the contract).
+ *
+ * Data structures and who may touch them
+ * --------------------------------------
+ * A slab is a 128 KiB chunk aligned to its size; its header sits at the start, so a
+ * free finds the slab by masking the address. The header holds a ring of free-object
+ * pointers, fobjs[], indexed modulo ncount by three monotonic indices:
+ *
+ *     aindex <= xindex <= findex,   xindex - aindex = objects free for allocation
+ *
+ *   - aindex: the next object to hand out; advanced only by the CPU whose active or
+ *     alternate slab it is, inside a critical section;
+ *   - findex: the next ring slot a free writes; any CPU reserves a slot with an atomic
+ *     fetch-add, without a lock (remote frees);
+ *   - xindex: frees published so far; each free, after writing its slot, waits for
+ *     xindex to reach its slot and advances it by one, so slots become visible in
+ *     order.
+ * A state byte per object (1 = allocated) catches double frees; the free path
+ * exchanges it atomically.
+ *
+ * Per zone and per CPU: an active and an alternate slab (touched only by that CPU in a
+ * critical section), and two lists under the per-CPU spinlock: partial (slabs with
+ * free objects) and empty (slabs that had none when they were retired; remote frees
+ * may have refilled them). Per zone: the full list (all objects free), under the zone
+ * spinlock, which is also the spare-slab reserve of (B). The poller moves all-free
+ * slabs from the per-CPU lists to the full list and gives the surplus beyond the
+ * reserve back to the page source, never a boot slab.
+ *
+ * Lock order: zone spinlock and per-CPU spinlocks are never held together; no
+ * spinlock is held across a page allocation, a VM hook, or a nested allocation.
+ */
+#include "allocator/kmalloc_obj/kmalloc_obj.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <set>
+
+#include "allocator/kenv/kenv.h"
+
+#ifdef SLABFUZZ_HAVE_ASAN
+#include <sanitizer/asan_interface.h>
+#define KMO_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define KMO_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define KMO_POISON(p, n) ((void)(p), (void)(n))
+#define KMO_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+using kenv::crit_enter;
+using kenv::crit_exit;
+using kenv::curthread;
+using kenv::mycpuid;
+using kenv::panic;
+using kenv::preempt_point;
+using kenv::spin_lock;
+using kenv::spin_unlock;
+
+#define KMSLAB_MAGIC	0x6b6d736cU
+#define KMSLAB_BOOT	0x0001
+#define KMO_FREE_FILL	0xdb	/* freed objects are filled with this (not in perf) */
+
+enum kmslab_where { KMS_NONE, KMS_ACTIVE, KMS_ALTERNATE, KMS_PARTIAL, KMS_EMPTY, KMS_FULL };
+
+struct kmalloc_slab {
+	uint32_t magic;
+	uint32_t flags;
+	struct kmalloc_slab *next;
+	struct kmalloc_zone *zone;
+	uintptr_t base;			/* first object */
+	size_t objsize;
+	size_t ncount;
+	int where;			/* kmslab_where */
+	std::atomic<int> cpu;		/* owning CPU while active or alternate */
+	void *vm_cookie;
+	size_t aindex;
+	std::atomic<size_t> findex;
+	std::atomic<size_t> xindex;
+	std::atomic<uint8_t> *state;	/* per object: 1 allocated, 0 free */
+	void **fobjs;			/* the free ring */
+};
+
+/* A counter written by one CPU in a critical section, read by anyone. */
+struct kmo_counter {
+	std::atomic<uint64_t> v{0};
+	void inc() { v.store(v.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+	uint64_t get() const { return v.load(std::memory_order_relaxed); }
+};
+
+struct alignas(64) kmalloc_pcpu {
+	struct kmalloc_slab *active;
+	struct kmalloc_slab *alternate;
+	kenv::spinlock spin;
+	struct kmalloc_slab *partial;
+	struct kmalloc_slab *empty;
+	kmo_counter allocs;
+	kmo_counter frees;
+	kmo_counter remote_frees;
+};
+
+struct kmalloc_zone {
+	char name[40];
+	size_t objsize;
+	size_t ncount;
+	size_t limit;
+	kenv::spinlock spin;
+	struct kmalloc_slab *full;
+	std::atomic<size_t> nfull{0};
+	int reserve;
+	std::atomic<int> refilling{0};
+	std::atomic<uint64_t> slabs{0}, boot_slabs{0}, slabs_allocated{0}, slabs_freed{0};
+	std::atomic<uint64_t> dips{0}, refills_tried{0}, refills_failed{0}, failed_allocs{0};
+	struct kmalloc_zone *next_zone;
+	struct kmalloc_pcpu pcpu[kenv::MAXCPU];
+};
+
+namespace {
+
+const kmalloc_vm_hooks *kmo_hooks = nullptr;
+
+/* ---- zone registry (for the poller) and slab registry (for frees) -------------- */
+
+kenv::spinlock kmo_zones_spin;
+struct kmalloc_zone *kmo_zones = nullptr;
+
+/* Open addressing over slab addresses, lock-free lookup: a free of a pointer that no
+ * slab owns is detected without touching the foreign memory. */
+constexpr size_t KMO_TAB_SIZE = 1u << 16;
+kmalloc_slab *const KMO_TOMB = reinterpret_cast<kmalloc_slab *>(1);
+std::atomic<kmalloc_slab *> kmo_slabtab[KMO_TAB_SIZE];
+kenv::spinlock kmo_tab_spin;
+std::atomic<size_t> kmo_tab_live{0};
+
+inline size_t kmo_hash(uintptr_t slab)
+{
+	return static_cast<size_t>(((slab >> 17) * 0x9e3779b97f4a7c15ULL) >> 48) & (KMO_TAB_SIZE - 1);
+}
+
+void kmo_register(kmalloc_slab *slab)
+{
+	spin_lock(&kmo_tab_spin);
+	size_t i = kmo_hash(reinterpret_cast<uintptr_t>(slab));
+	for (size_t n = 0; n < KMO_TAB_SIZE; n++, i = (i + 1) & (KMO_TAB_SIZE - 1)) {
+		kmalloc_slab *cur = kmo_slabtab[i].load(std::memory_order_relaxed);
+		if (cur == nullptr || cur == KMO_TOMB) {
+			kmo_slabtab[i].store(slab, std::memory_order_release);
+			kmo_tab_live.fetch_add(1, std::memory_order_relaxed);
+			spin_unlock(&kmo_tab_spin);
+			return;
+		}
+	}
+	spin_unlock(&kmo_tab_spin);
+	panic("kmalloc_obj: slab registry full");
+}
+
+void kmo_unregister(kmalloc_slab *slab)
+{
+	spin_lock(&kmo_tab_spin);
+	size_t i = kmo_hash(reinterpret_cast<uintptr_t>(slab));
+	for (size_t n = 0; n < KMO_TAB_SIZE; n++, i = (i + 1) & (KMO_TAB_SIZE - 1)) {
+		kmalloc_slab *cur = kmo_slabtab[i].load(std::memory_order_relaxed);
+		if (cur == nullptr)
+			break;
+		if (cur == slab) {
+			kmo_slabtab[i].store(KMO_TOMB, std::memory_order_release);
+			kmo_tab_live.fetch_sub(1, std::memory_order_relaxed);
+			break;
+		}
+	}
+	spin_unlock(&kmo_tab_spin);
+}
+
+bool kmo_registered(const void *slab)
+{
+	size_t i = kmo_hash(reinterpret_cast<uintptr_t>(slab));
+	for (size_t n = 0; n < KMO_TAB_SIZE; n++, i = (i + 1) & (KMO_TAB_SIZE - 1)) {
+		kmalloc_slab *cur = kmo_slabtab[i].load(std::memory_order_acquire);
+		if (cur == nullptr)
+			return false;
+		if (cur == slab)
+			return true;
+	}
+	return false;
+}
+
+/* ---- slab layout ------------------------------------------------------------------ */
+
+size_t kmo_header_size(size_t n)
+{
+	size_t h = (sizeof(kmalloc_slab) + 7) & ~size_t{7};
+	h += n * sizeof(void *);				/* fobjs */
+	h += n;							/* state bytes */
+	return (h + KMALLOC_OBJ_ALIGN - 1) & ~size_t{KMALLOC_OBJ_ALIGN - 1};
+}
+
+size_t kmo_capacity(size_t objsize)
+{
+	size_t n = KMALLOC_SLAB_SIZE / objsize;
+	while (n > 0 && kmo_header_size(n) + n * objsize > KMALLOC_SLAB_SIZE)
+		n--;
+#ifdef SLABFUZZ_BUG_SLAB_COUNT_OFF_BY_ONE
+	n++;	/* zoo: the last object runs past the end of the slab */
+#endif
+	return n;
+}
+
+inline void kmo_fill_free(void *obj, size_t size)
+{
+#ifndef SLABFUZZ_PERF
+	memset(obj, KMO_FREE_FILL, size);
+#endif
+	KMO_POISON(obj, size);
+}
+
+kmalloc_slab *kmo_slab_init(void *chunk, kmalloc_zone *zone, uint32_t flags)
+{
+	auto *slab = static_cast<kmalloc_slab *>(chunk);
+	KMO_UNPOISON(chunk, KMALLOC_SLAB_SIZE);
+	size_t n = zone->ncount;
+	slab->magic = KMSLAB_MAGIC;
+	slab->flags = flags;
+	slab->next = nullptr;
+	slab->zone = zone;
+	slab->objsize = zone->objsize;
+	slab->ncount = n;
+	slab->where = KMS_NONE;
+	new (&slab->cpu) std::atomic<int>(-1);
+	slab->vm_cookie = nullptr;
+	char *p = reinterpret_cast<char *>(slab) + ((sizeof(kmalloc_slab) + 7) & ~size_t{7});
+	slab->fobjs = reinterpret_cast<void **>(p);
+	p += n * sizeof(void *);
+	slab->state = reinterpret_cast<std::atomic<uint8_t> *>(p);
+	slab->base = reinterpret_cast<uintptr_t>(slab) + kmo_header_size(n);
+	for (size_t i = 0; i < n; i++) {
+		new (&slab->state[i]) std::atomic<uint8_t>(0);
+		slab->fobjs[i] = reinterpret_cast<void *>(slab->base + i * zone->objsize);
+		kmo_fill_free(slab->fobjs[i], zone->objsize);
+	}
+	slab->aindex = 0;
+	new (&slab->findex) std::atomic<size_t>(n);
+	new (&slab->xindex) std::atomic<size_t>(n);
+	kmo_register(slab);
+	return slab;
+}
+
+inline size_t kmo_nfree(const kmalloc_slab *slab)
+{
+	return slab->xindex.load(std::memory_order_acquire) - slab->aindex;
+}
+
+/* Owner CPU, inside a critical section, nfree > 0. */
+inline void *kmo_take(kmalloc_slab *slab)
+{
+	void *obj = slab->fobjs[slab->aindex % slab->ncount];
+	slab->aindex++;
+	size_t i = (reinterpret_cast<uintptr_t>(obj) - slab->base) / slab->objsize;
+	slab->state[i].store(1, std::memory_order_relaxed);
+	return obj;
+}
+
+/* Any CPU, inside a critical section. */
+inline void kmo_put(kmalloc_slab *slab, void *obj)
+{
+#ifdef SLABFUZZ_BUG_REMOTE_FREE_NONATOMIC
+	/* zoo: reserve the ring slot with a load and a store instead of a fetch-add */
+	size_t i = slab->findex.load(std::memory_order_relaxed);
+	preempt_point();
+	slab->findex.store(i + 1, std::memory_order_relaxed);
+#else
+	size_t i = slab->findex.fetch_add(1, std::memory_order_relaxed);
+#endif
+	slab->fobjs[i % slab->ncount] = obj;
+	for (;;) {
+		size_t x = slab->xindex.load(std::memory_order_acquire);
+		if (x == i)
+			break;
+		if (x > i)
+			panic("kfree_obj: %s: free ring slot %zu overtaken (xindex %zu)",
+			      slab->zone->name, i, x);
+		kenv::cpu_spinwait();
+	}
+	slab->xindex.store(i + 1, std::memory_order_release);
+}
+
+void kmo_list_push(kmalloc_slab **head, kmalloc_slab *slab, int where)
+{
+	slab->where = where;
+	slab->next = *head;
+	*head = slab;
+}
+
+bool kmo_list_remove(kmalloc_slab **head, kmalloc_slab *slab)
+{
+	for (kmalloc_slab **pp = head; *pp; pp = &(*pp)->next) {
+		if (*pp == slab) {
+			*pp = slab->next;
+			slab->next = nullptr;
+			slab->where = KMS_NONE;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---- slabs from and to the page source ----------------------------------------------- */
+
+kmalloc_slab *kmem_slab_alloc(kmalloc_zone *zone, int flags)
+{
+	if (zone->limit && (zone->slabs.load() + 1) * KMALLOC_SLAB_SIZE > zone->limit)
+		return nullptr;
+	bool canwait = kenv::malloc_flags_canwait(flags);
+#ifdef SLABFUZZ_BUG_NOWAIT_BLOCKS
+	/* zoo: M_NOWAIT requests wait for pages like M_WAITOK ones */
+	if (!(flags & M_USE_INTERRUPT_RESERVE))
+		canwait = true;
+#endif
+	void *chunk = kenv::vm_chunk_alloc(KMALLOC_SLAB_PAGES, KMALLOC_SLAB_SIZE,
+					   kenv::malloc_flags_tier(flags), canwait, zone->name);
+	if (chunk == nullptr)
+		return nullptr;
+	void *cookie = nullptr;
+	if (kmo_hooks != nullptr && !kmo_hooks->map(chunk, flags, &cookie)) {
+		kenv::vm_chunk_free(chunk, KMALLOC_SLAB_PAGES);
+		return nullptr;
+	}
+	kmalloc_slab *slab = kmo_slab_init(chunk, zone, 0);
+	slab->vm_cookie = cookie;
+	zone->slabs.fetch_add(1);
+	zone->slabs_allocated.fetch_add(1);
+	return slab;
+}
+
+void kmem_slab_free(kmalloc_zone *zone, kmalloc_slab *slab)
+{
+	kmo_unregister(slab);
+	void *cookie = slab->vm_cookie;
+	slab->magic = 0;
+	zone->slabs.fetch_sub(1);
+	zone->slabs_freed.fetch_add(1);
+	KMO_UNPOISON(slab, KMALLOC_SLAB_SIZE);
+	if (kmo_hooks != nullptr)
+		kmo_hooks->unmap(slab, cookie);
+	kenv::vm_chunk_free(slab, KMALLOC_SLAB_PAGES);
+}
+
+/* ---- the slow path ------------------------------------------------------------------------ */
+
+/* Per-CPU lists: a slab with free objects, or NULL. Moves refilled "empty" slabs to
+ * partial on the way. Inside the caller's critical section. */
+kmalloc_slab *kmo_take_percpu(kmalloc_pcpu *pc)
+{
+	spin_lock(&pc->spin);
+	int scanned = 0;
+	for (kmalloc_slab **pp = &pc->empty; *pp && scanned < 8; scanned++) {
+		kmalloc_slab *s = *pp;
+		if (kmo_nfree(s) > 0) {
+			*pp = s->next;
+			kmo_list_push(&pc->partial, s, KMS_PARTIAL);
+		} else {
+			pp = &s->next;
+		}
+	}
+	kmalloc_slab *slab = pc->partial;
+	if (slab != nullptr) {
+		pc->partial = slab->next;
+		slab->next = nullptr;
+		slab->where = KMS_NONE;
+	}
+	spin_unlock(&pc->spin);
+	return slab;
+}
+
+/* The zone's full list, under the reserve rule of (B). */
+kmalloc_slab *kmo_take_full(kmalloc_zone *zone, int flags, bool *dipped)
+{
+	bool booting = kenv::current_boot_phase() < kenv::boot_phase::VM_READY;
+	spin_lock(&zone->spin);
+	size_t floor = static_cast<size_t>(zone->reserve);
+#ifdef SLABFUZZ_BUG_RESERVE_OFF_BY_ONE
+	/* zoo: ordinary allocations may take the last spare slab */
+	if (floor > 0)
+		floor--;
+#endif
+	bool allowed = zone->nfull > 0 &&
+		       (booting || (flags & M_USE_RESERVE) || zone->nfull > floor);
+	kmalloc_slab *slab = nullptr;
+	if (allowed) {
+		slab = zone->full;
+		zone->full = slab->next;
+		slab->next = nullptr;
+		slab->where = KMS_NONE;
+		zone->nfull--;
+		if (!booting && zone->nfull < static_cast<size_t>(zone->reserve)) {
+			*dipped = true;
+			zone->dips.fetch_add(1);
+		}
+	}
+	spin_unlock(&zone->spin);
+	return slab;
+}
+
+void kmo_push_full(kmalloc_zone *zone, kmalloc_slab *slab)
+{
+	spin_lock(&zone->spin);
+	slab->cpu.store(-1, std::memory_order_relaxed);
+	kmo_list_push(&zone->full, slab, KMS_FULL);
+	zone->nfull++;
+	spin_unlock(&zone->spin);
+}
+
+/* Make slab the active one of pc; the exhausted active becomes the alternate, and the
+ * exhausted alternate goes to the empty list. Inside a critical section. */
+void kmo_install(kmalloc_pcpu *pc, kmalloc_slab *slab, int cpu)
+{
+	kmalloc_slab *old_alt = pc->alternate;
+	pc->alternate = pc->active;
+	if (pc->alternate)
+		pc->alternate->where = KMS_ALTERNATE;
+	pc->active = slab;
+	slab->where = KMS_ACTIVE;
+	slab->cpu.store(cpu, std::memory_order_relaxed);
+	if (old_alt != nullptr) {
+		spin_lock(&pc->spin);
+		kmo_list_push(kmo_nfree(old_alt) ? &pc->partial : &pc->empty, old_alt,
+			      kmo_nfree(old_alt) ? KMS_PARTIAL : KMS_EMPTY);
+		spin_unlock(&pc->spin);
+	}
+}
+
+/* Entered inside the critical section kmalloc_obj() opened; leaves it. */
+void *kmo_alloc_slow(kmalloc_zone *zone, int flags)
+{
+	kenv::thread *td = curthread();
+	if (++td->td_kmdepth > KMALLOC_MAX_DEPTH)
+		kenv::check_failed("recursion-depth", "zone %s: allocator slow path nested %d deep",
+				   zone->name, td->td_kmdepth);
+	bool want_refill = false;
+	void *obj = nullptr;
+	for (;;) {
+		int cpu = mycpuid();
+		kmalloc_pcpu *pc = &zone->pcpu[cpu];
+		kmalloc_slab *slab = pc->active;
+		if (slab != nullptr && kmo_nfree(slab) > 0) {
+			obj = kmo_take(slab);
+			pc->allocs.inc();
+			break;
+		}
+		kmalloc_slab *alt = pc->alternate;
+		if (alt != nullptr && kmo_nfree(alt) > 0) {
+#ifdef SLABFUZZ_BUG_SWAP_OUTSIDE_CRIT
+			/* zoo: the swap leaves the critical section half-way */
+			crit_exit();
+			preempt_point();
+			crit_enter();
+#endif
+			pc->alternate = slab;
+			pc->active = alt;
+			alt->where = KMS_ACTIVE;
+			if (slab)
+				slab->where = KMS_ALTERNATE;
+			continue;
+		}
+		if ((slab = kmo_take_percpu(pc)) != nullptr) {
+			kmo_install(pc, slab, cpu);
+			continue;
+		}
+		bool dipped = false;
+		if ((slab = kmo_take_full(zone, flags, &dipped)) != nullptr) {
+			want_refill |= dipped;
+			kmo_install(pc, slab, cpu);
+			continue;
+		}
+		/* A new slab from the VM, outside the critical section: it may sleep. */
+		crit_exit();
+		kmalloc_slab *fresh = kmem_slab_alloc(zone, flags);
+		crit_enter();
+		want_refill = true;
+		if (fresh == nullptr)
+			break;
+		/* We may have migrated, or another thread of this CPU may have refilled it. */
+		pc = &zone->pcpu[mycpuid()];
+		if (pc->active != nullptr && kmo_nfree(pc->active) > 0)
+			kmo_push_full(zone, fresh);
+		else
+			kmo_install(pc, fresh, mycpuid());
+	}
+	crit_exit();
+	--td->td_kmdepth;
+	if (want_refill && zone->reserve > 0)
+		kmalloc_obj_reserve_refill(zone);
+	return obj;
+}
+
+inline void kmo_prepare(kmalloc_zone *zone, void *obj, int flags)
+{
+	KMO_UNPOISON(obj, zone->objsize);
+#ifndef SLABFUZZ_PERF
+	const auto *b = static_cast<const unsigned char *>(obj);
+	for (size_t i = 0; i < zone->objsize; i++) {
+		if (b[i] != KMO_FREE_FILL)
+			kenv::check_failed("use-after-free",
+					   "zone %s: free object %p was written at offset %zu",
+					   zone->name, obj, i);
+	}
+#endif
+	if (flags & M_ZERO) {
+#ifdef SLABFUZZ_BUG_ZERO_SKIPPED_ON_REUSE
+		/* zoo: only objects of a fresh slab are zeroed */
+		auto *slab = reinterpret_cast<kmalloc_slab *>(reinterpret_cast<uintptr_t>(obj) &
+							      ~KMALLOC_SLAB_MASK);
+		if (slab->aindex <= slab->ncount)
+#endif
+			memset(obj, 0, zone->objsize);
+	}
+}
+
+}  // namespace
+
+/* ---- the public interface ------------------------------------------------------------------ */
+
+void kmalloc_obj_set_vm_hooks(const kmalloc_vm_hooks *hooks)
+{
+	kmo_hooks = hooks;
+}
+
+size_t kmalloc_obj_slab_capacity(size_t objsize)
+{
+	objsize = (objsize + KMALLOC_OBJ_ALIGN - 1) & ~size_t{KMALLOC_OBJ_ALIGN - 1};
+	return kmo_capacity(objsize);
+}
+
+struct kmalloc_zone *kmalloc_create_obj(const char *name, size_t objsize, size_t limit)
+{
+	if (objsize == 0 || objsize > KMALLOC_SLAB_SIZE / 4)
+		panic("kmalloc_create_obj: %s: object size %zu out of range", name, objsize);
+	auto *zone = new kmalloc_zone();
+	snprintf(zone->name, sizeof(zone->name), "%s", name);
+	zone->objsize = (objsize + KMALLOC_OBJ_ALIGN - 1) & ~size_t{KMALLOC_OBJ_ALIGN - 1};
+	zone->ncount = kmo_capacity(zone->objsize);
+	zone->limit = limit;
+	kenv::spin_init(&zone->spin, "kmalloc_zone");
+	for (auto &pc : zone->pcpu)
+		kenv::spin_init(&pc.spin, "kmalloc_pcpu");
+	if (kenv::curthread() != nullptr) {
+		spin_lock(&kmo_zones_spin);
+		zone->next_zone = kmo_zones;
+		kmo_zones = zone;
+		spin_unlock(&kmo_zones_spin);
+	} else {
+		zone->next_zone = kmo_zones;
+		kmo_zones = zone;
+	}
+	return zone;
+}
+
+void *kmalloc_obj(size_t size, struct kmalloc_zone *zone, int flags)
+{
+	kenv::thread *td = curthread();
+#ifndef SLABFUZZ_PERF
+	if (size > zone->objsize)
+		panic("kmalloc_obj: %s: size %zu exceeds object size %zu", zone->name, size,
+		      zone->objsize);
+#endif
+	if (flags & M_RNOWAIT)
+		td->td_nosleep++;
+	crit_enter();
+	kmalloc_pcpu *pc = &zone->pcpu[mycpuid()];
+	kmalloc_slab *slab = pc->active;
+	preempt_point();
+	void *obj;
+	if (slab != nullptr && kmo_nfree(slab) > 0) {
+		obj = kmo_take(slab);
+		pc->allocs.inc();
+		crit_exit();
+	} else {
+		obj = kmo_alloc_slow(zone, flags);
+	}
+	if (flags & M_RNOWAIT)
+		td->td_nosleep--;
+	if (obj == nullptr) {
+		zone->failed_allocs.fetch_add(1);
+		if (!(flags & M_NULLOK))
+			panic("kmalloc_obj: %s: out of memory (flags 0x%x)", zone->name, flags);
+		return nullptr;
+	}
+	kmo_prepare(zone, obj, flags);
+	return obj;
+}
+
+void kfree_obj(void *ptr, struct kmalloc_zone *zone)
+{
+	if (ptr == nullptr)
+		return;
+	auto *slab = reinterpret_cast<kmalloc_slab *>(reinterpret_cast<uintptr_t>(ptr) &
+						      ~KMALLOC_SLAB_MASK);
+#ifndef SLABFUZZ_PERF
+	if (!kmo_registered(slab))
+		panic("kfree_obj: %s: %p is not in any slab", zone->name, ptr);
+#endif
+	if (slab->magic != KMSLAB_MAGIC)
+		panic("kfree_obj: %s: %p: bad slab magic", zone->name, ptr);
+	if (slab->zone != zone)
+		panic("kfree_obj: %p freed to zone %s but belongs to zone %s", ptr, zone->name,
+		      slab->zone->name);
+	uintptr_t off = reinterpret_cast<uintptr_t>(ptr) - slab->base;
+	if (reinterpret_cast<uintptr_t>(ptr) < slab->base || off % slab->objsize != 0 ||
+	    off / slab->objsize >= slab->ncount)
+		panic("kfree_obj: %s: interior pointer %p", zone->name, ptr);
+	size_t i = off / slab->objsize;
+#ifdef SLABFUZZ_BUG_NO_DOUBLE_FREE_CHECK
+	slab->state[i].store(0, std::memory_order_relaxed);	/* zoo: no double-free check */
+#else
+	if (slab->state[i].exchange(0, std::memory_order_relaxed) == 0)
+		panic("kfree_obj: %s: double free of %p", zone->name, ptr);
+#endif
+	kmo_fill_free(ptr, slab->objsize);
+	crit_enter();
+	preempt_point();
+	kmo_put(slab, ptr);
+	kmalloc_pcpu *pc = &zone->pcpu[mycpuid()];
+	pc->frees.inc();
+	if (slab->cpu.load(std::memory_order_relaxed) != mycpuid())
+		pc->remote_frees.inc();
+	crit_exit();
+}
+
+int kmalloc_obj_boot_slabs(struct kmalloc_zone *zone, void *mem, size_t bytes)
+{
+	auto addr = reinterpret_cast<uintptr_t>(mem);
+	if ((addr & KMALLOC_SLAB_MASK) != 0 || bytes % KMALLOC_SLAB_SIZE != 0 || bytes == 0)
+		panic("kmalloc_obj_boot_slabs: %s: %p/%zu is not a whole number of aligned slabs",
+		      zone->name, mem, bytes);
+	int n = 0;
+	for (size_t off = 0; off < bytes; off += KMALLOC_SLAB_SIZE, n++) {
+		kmalloc_slab *slab = kmo_slab_init(reinterpret_cast<char *>(mem) + off, zone,
+						   KMSLAB_BOOT);
+		zone->slabs.fetch_add(1);
+		zone->boot_slabs.fetch_add(1);
+		kmo_push_full(zone, slab);
+	}
+	return n;
+}
+
+void kmalloc_obj_set_reserve(struct kmalloc_zone *zone, int x)
+{
+	zone->reserve = x < 0 ? 0 : x;
+}
+
+int kmalloc_obj_reserve_refill(struct kmalloc_zone *zone)
+{
+	if (zone->reserve == 0 || kenv::current_boot_phase() < kenv::boot_phase::VM_READY)
+		return 0;
+	if (zone->refilling.exchange(1, std::memory_order_acquire))
+		return 0;
+	kenv::thread *td = curthread();
+	int added = 0;
+#ifdef SLABFUZZ_BUG_REFILL_BLOCKS
+	const int rflags = M_WAITOK;		/* zoo: the refill may sleep */
+#else
+	const int rflags = M_RNOWAIT | M_NULLOK;
+#endif
+	td->td_nosleep++;	/* "without blocking" is checked, not assumed */
+	for (;;) {
+		spin_lock(&zone->spin);
+		bool low = zone->nfull < static_cast<size_t>(zone->reserve);
+		spin_unlock(&zone->spin);
+		if (!low)
+			break;
+		zone->refills_tried.fetch_add(1);
+		kmalloc_slab *slab = kmem_slab_alloc(zone, rflags);
+		if (slab == nullptr) {
+			zone->refills_failed.fetch_add(1);
+			break;
+		}
+		kmo_push_full(zone, slab);
+		added++;
+	}
+	td->td_nosleep--;
+	zone->refilling.store(0, std::memory_order_release);
+	return added;
+}
+
+void kmalloc_obj_drain_cpu(struct kmalloc_zone *zone)
+{
+	crit_enter();
+	kmalloc_pcpu *pc = &zone->pcpu[mycpuid()];
+	kmalloc_slab *slabs[2] = {pc->active, pc->alternate};
+	pc->active = nullptr;
+	pc->alternate = nullptr;
+	spin_lock(&pc->spin);
+	for (kmalloc_slab *s : slabs) {
+		if (s == nullptr)
+			continue;
+		if (kmo_nfree(s) > 0)
+			kmo_list_push(&pc->partial, s, KMS_PARTIAL);
+		else
+			kmo_list_push(&pc->empty, s, KMS_EMPTY);
+	}
+	spin_unlock(&pc->spin);
+	crit_exit();
+}
+
+int kmalloc_obj_poll(struct kmalloc_zone *zone)
+{
+	kmalloc_slab *collected = nullptr;
+	for (int cpu = 0; cpu < kenv::ncpus(); cpu++) {
+		kmalloc_pcpu *pc = &zone->pcpu[cpu];
+		spin_lock(&pc->spin);
+		for (kmalloc_slab **head : {&pc->partial, &pc->empty}) {
+			for (kmalloc_slab **pp = head; *pp;) {
+				kmalloc_slab *s = *pp;
+				if (kmo_nfree(s) == s->ncount) {
+					*pp = s->next;
+					s->next = collected;
+					collected = s;
+				} else {
+					pp = &s->next;
+				}
+			}
+		}
+		spin_unlock(&pc->spin);
+		preempt_point();
+	}
+	kmalloc_slab *retire = nullptr;
+	spin_lock(&zone->spin);
+	while (collected) {
+		kmalloc_slab *s = collected;
+		collected = s->next;
+		s->cpu.store(-1, std::memory_order_relaxed);
+		kmo_list_push(&zone->full, s, KMS_FULL);
+		zone->nfull++;
+	}
+	/* Retire the surplus beyond the reserve (and one spare), never a boot slab. */
+	size_t keep = static_cast<size_t>(zone->reserve) + 1;
+	for (kmalloc_slab **pp = &zone->full; *pp && zone->nfull > keep;) {
+		kmalloc_slab *s = *pp;
+#ifndef SLABFUZZ_BUG_POLLER_FREES_BOOT_SLAB
+		if (s->flags & KMSLAB_BOOT) {
+			pp = &s->next;
+			continue;
+		}
+#endif
+		*pp = s->next;
+		zone->nfull--;
+		s->next = retire;
+		retire = s;
+	}
+	spin_unlock(&zone->spin);
+	int n = 0;
+	while (retire) {
+		kmalloc_slab *s = retire;
+		retire = s->next;
+		kmem_slab_free(zone, s);
+		n++;
+	}
+	return n;
+}
+
+int kmalloc_obj_poll_all(void)
+{
+	int n = 0;
+	spin_lock(&kmo_zones_spin);
+	std::vector<kmalloc_zone *> zones;
+	for (kmalloc_zone *z = kmo_zones; z; z = z->next_zone)
+		zones.push_back(z);
+	spin_unlock(&kmo_zones_spin);
+	for (kmalloc_zone *z : zones)
+		n += kmalloc_obj_poll(z);
+	return n;
+}
+
+namespace {
+char kmo_poller_chan;
+std::atomic<int> kmo_poller_kicks{0};
+}  // namespace
+
+void kmalloc_obj_poller(void)
+{
+	for (;;) {
+		while (kmo_poller_kicks.load() == 0)
+			kenv::tsleep(&kmo_poller_chan, "kmpoll", 100);
+		kmo_poller_kicks.store(0);
+		kmalloc_obj_poll_all();
+	}
+}
+
+void kmalloc_obj_poller_kick(void)
+{
+	kmo_poller_kicks.fetch_add(1);
+	kenv::wakeup(&kmo_poller_chan);
+}
+
+void kmalloc_destroy_obj(struct kmalloc_zone *zone)
+{
+	kmalloc_zone_stats st = kmalloc_obj_stats(zone);
+	if (st.inuse != 0)
+		panic("kmalloc_destroy_obj: zone %s has %llu live objects", zone->name,
+		      static_cast<unsigned long long>(st.inuse));
+	std::vector<kmalloc_slab *> all;
+	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
+		kmalloc_pcpu *pc = &zone->pcpu[cpu];
+		for (kmalloc_slab *s : {pc->active, pc->alternate})
+			if (s)
+				all.push_back(s);
+		for (kmalloc_slab *head : {pc->partial, pc->empty})
+			for (kmalloc_slab *s = head; s; s = s->next)
+				all.push_back(s);
+	}
+	for (kmalloc_slab *s = zone->full; s; s = s->next)
+		all.push_back(s);
+	for (kmalloc_slab *s : all) {
+		if (kmo_nfree(s) != s->ncount)
+			panic("kmalloc_destroy_obj: zone %s: slab %p still has live objects",
+			      zone->name, static_cast<void *>(s));
+	}
+	if (kenv::curthread() != nullptr)
+		spin_lock(&kmo_zones_spin);
+	for (kmalloc_zone **pp = &kmo_zones; *pp; pp = &(*pp)->next_zone) {
+		if (*pp == zone) {
+			*pp = zone->next_zone;
+			break;
+		}
+	}
+	if (kenv::curthread() != nullptr)
+		spin_unlock(&kmo_zones_spin);
+	for (kmalloc_slab *s : all) {
+		if (s->flags & KMSLAB_BOOT) {
+			/* Boot memory goes back to its owner, never to the page source. */
+			kmo_unregister(s);
+			s->magic = 0;
+			KMO_UNPOISON(s, KMALLOC_SLAB_SIZE);
+		} else {
+			kmem_slab_free(zone, s);
+		}
+	}
+	delete zone;
+}
+
+struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone)
+{
+	kmalloc_zone_stats st{};
+	st.name = zone->name;
+	st.objsize = zone->objsize;
+	st.objs_per_slab = zone->ncount;
+	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
+		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
+		st.percpu_allocs[cpu] = pc->allocs.get();
+		st.percpu_frees[cpu] = pc->frees.get();
+		st.allocs += pc->allocs.get();
+		st.frees += pc->frees.get();
+		st.remote_frees += pc->remote_frees.get();
+	}
+	st.inuse = st.allocs - st.frees;
+	st.slabs = zone->slabs.load();
+	st.boot_slabs = zone->boot_slabs.load();
+	st.slabs_allocated = zone->slabs_allocated.load();
+	st.slabs_freed = zone->slabs_freed.load();
+	st.reserve_target = static_cast<uint64_t>(zone->reserve);
+	st.reserve_level = zone->nfull.load();
+	st.reserve_dips = zone->dips.load();
+	st.refills_tried = zone->refills_tried.load();
+	st.refills_failed = zone->refills_failed.load();
+	st.failed_allocs = zone->failed_allocs.load();
+	return st;
+}
+
+std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zone *zone)
+{
+	std::vector<std::string> problems;
+	char buf[256];
+	auto bad = [&](const char *fmt, auto... args) {
+		snprintf(buf, sizeof(buf), fmt, args...);
+		problems.emplace_back(buf);
+	};
+	size_t allocated = 0, slabs = 0, boot = 0, nfull = 0;
+	std::set<const kmalloc_slab *> seen;
+	auto visit = [&](const kmalloc_slab *s, int where) {
+		slabs++;
+		if (!seen.insert(s).second) {
+			bad("slab %p is on two lists", static_cast<const void *>(s));
+			return;
+		}
+		if (s->magic != KMSLAB_MAGIC || s->zone != zone) {
+			bad("slab %p: bad magic or zone", static_cast<const void *>(s));
+			return;
+		}
+		if (s->flags & KMSLAB_BOOT)
+			boot++;
+		if (s->where != where)
+			bad("slab %p: on list %d but marked %d", static_cast<const void *>(s), where,
+			    s->where);
+		size_t a = s->aindex, x = s->xindex.load(), f = s->findex.load();
+		if (!(a <= x && x <= f) || x - a > s->ncount)
+			bad("slab %p: indices a=%zu x=%zu f=%zu n=%zu", static_cast<const void *>(s),
+			    a, x, f, s->ncount);
+		size_t used = 0;
+		for (size_t i = 0; i < s->ncount; i++)
+			used += s->state[i].load() ? 1 : 0;
+		if (used != s->ncount - (x - a))
+			bad("slab %p: %zu objects marked allocated, indices say %zu",
+			    static_cast<const void *>(s), used, s->ncount - (x - a));
+		std::set<const void *> ring;
+		for (size_t k = a; k < x; k++) {
+			const void *o = s->fobjs[k % s->ncount];
+			auto p = reinterpret_cast<uintptr_t>(o);
+			if (p < s->base || (p - s->base) % s->objsize ||
+			    (p - s->base) / s->objsize >= s->ncount)
+				bad("slab %p: free ring holds foreign %p", static_cast<const void *>(s), o);
+			else if (s->state[(p - s->base) / s->objsize].load())
+				bad("slab %p: free ring holds allocated %p", static_cast<const void *>(s), o);
+			if (!ring.insert(o).second)
+				bad("slab %p: %p twice on the free ring", static_cast<const void *>(s), o);
+		}
+		if (s->base + s->ncount * s->objsize > reinterpret_cast<uintptr_t>(s) + KMALLOC_SLAB_SIZE)
+			bad("slab %p: objects run past the slab", static_cast<const void *>(s));
+		if (where == KMS_FULL && x - a != s->ncount)
+			bad("slab %p: on the full list with %zu live objects",
+			    static_cast<const void *>(s), s->ncount - (x - a));
+		allocated += used;
+	};
+	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
+		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
+		if (pc->active)
+			visit(pc->active, KMS_ACTIVE);
+		if (pc->alternate)
+			visit(pc->alternate, KMS_ALTERNATE);
+		for (const kmalloc_slab *s = pc->partial; s; s = s->next)
+			visit(s, KMS_PARTIAL);
+		for (const kmalloc_slab *s = pc->empty; s; s = s->next)
+			visit(s, KMS_EMPTY);
+	}
+	for (const kmalloc_slab *s = zone->full; s; s = s->next) {
+		visit(s, KMS_FULL);
+		nfull++;
+	}
+	kmalloc_zone_stats st = kmalloc_obj_stats(zone);
+	if (nfull != zone->nfull)
+		bad("zone %s: full list has %zu slabs, counter says %zu", zone->name, nfull, zone->nfull.load());
+	if (slabs != st.slabs)
+		bad("zone %s: %zu slabs reachable, counter says %llu", zone->name, slabs,
+		    static_cast<unsigned long long>(st.slabs));
+	if (boot != st.boot_slabs)
+		bad("zone %s: %zu boot slabs reachable, %llu registered", zone->name, boot,
+		    static_cast<unsigned long long>(st.boot_slabs));
+	if (allocated != st.inuse)
+		bad("zone %s: %zu objects allocated in slabs, counters say %llu", zone->name,
+		    allocated, static_cast<unsigned long long>(st.inuse));
+	return problems;
+}
+
+struct kmalloc_zone *kmalloc_obj_owner(const void *ptr)
+{
+	auto *slab = reinterpret_cast<const kmalloc_slab *>(reinterpret_cast<uintptr_t>(ptr) &
+							    ~KMALLOC_SLAB_MASK);
+	if (!kmo_registered(slab))
+		return nullptr;
+	return slab->zone;
+}
+
+void kmalloc_obj_reset(void)
+{
+	for (auto &e : kmo_slabtab)
+		e.store(nullptr, std::memory_order_relaxed);
+	kmo_tab_live.store(0);
+	kmo_zones = nullptr;
+	kmo_hooks = nullptr;
+	kmo_poller_kicks.store(0);
+}

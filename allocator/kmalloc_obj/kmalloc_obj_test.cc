@@ -1,0 +1,345 @@
+// kmalloc_obj_test.cc - kmalloc_obj's own semantics on the deterministic runtime:
+// allocation and free, the misuse it must detect, boot slabs (A), the spare-slab
+// reserve (B), interrupts and cross-CPU frees leaving the zone consistent.
+#include "allocator/kmalloc_obj/kmalloc_obj.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <vector>
+
+#include "allocator/kenv/kenv.h"
+#include "allocator/kenv/page_source.h"
+#include "allocator/kenv/runtime.h"
+#include "gtest/gtest.h"
+
+namespace {
+
+using kenv::Outcome;
+using kenv::Runtime;
+using kenv::RuntimeConfig;
+
+class KmallocObjTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kenv::boot_reset(kenv::boot_phase::RUNNING);
+    kenv::PageSourceConfig pc;
+    pc.budget_pages = 64 * KMALLOC_SLAB_PAGES;
+    pc.free_reserved = 2 * KMALLOC_SLAB_PAGES;
+    pc.interrupt_free_min = KMALLOC_SLAB_PAGES;
+    kenv::page_source_init(pc);
+    kmalloc_obj_reset();
+  }
+  void TearDown() override {
+    EXPECT_TRUE(kenv::page_source_teardown().empty());
+    kmalloc_obj_reset();
+  }
+
+  Outcome Run(int ncpus, uint64_t seed, std::vector<std::function<void()>> per_cpu) {
+    RuntimeConfig c;
+    c.ncpus = ncpus;
+    c.seed = seed;
+    Runtime rt(c);
+    for (size_t i = 0; i < per_cpu.size(); i++)
+      rt.spawn(static_cast<int>(i % ncpus), "cpu" + std::to_string(i), per_cpu[i]);
+    return rt.run();
+  }
+  Outcome Run1(std::function<void()> fn) { return Run(1, 1, {std::move(fn)}); }
+};
+
+TEST_F(KmallocObjTest, AllocFreeDistinctAlignedZeroed) {
+  Outcome o = Run1([] {
+    kmalloc_zone* z = kmalloc_create_obj("TEST", 100, 0);
+    std::vector<void*> objs;
+    std::set<uintptr_t> seen;
+    for (int i = 0; i < 5000; i++) {
+      void* p = kmalloc_obj(100, z, M_WAITOK | M_ZERO);
+      ASSERT_NE(p, nullptr);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % KMALLOC_OBJ_ALIGN, 0u);
+      EXPECT_TRUE(seen.insert(reinterpret_cast<uintptr_t>(p)).second);
+      const auto* b = static_cast<const unsigned char*>(p);
+      for (int k = 0; k < 100; k++) ASSERT_EQ(b[k], 0);
+      memset(p, 0x5a, 100);
+      EXPECT_EQ(kmalloc_obj_owner(p), z);
+      objs.push_back(p);
+    }
+    EXPECT_TRUE(kmalloc_obj_check(z).empty());
+    kmalloc_zone_stats st = kmalloc_obj_stats(z);
+    EXPECT_EQ(st.inuse, 5000u);
+    EXPECT_EQ(st.objsize, 128u);
+    for (void* p : objs) kfree_obj(p, z);
+    EXPECT_TRUE(kmalloc_obj_check(z).empty());
+    EXPECT_EQ(kmalloc_obj_stats(z).inuse, 0u);
+    kmalloc_obj_drain_cpu(z);
+    kmalloc_obj_poll(z);
+    kmalloc_destroy_obj(z);
+  });
+  ASSERT_TRUE(o.ok()) << o.title << o.report;
+}
+
+struct Misuse {
+  const char* name;
+  void (*fn)(kmalloc_zone* a, kmalloc_zone* b);
+  const char* title;
+};
+
+TEST_F(KmallocObjTest, MisuseIsDetected) {
+  static char foreign[256];
+  const Misuse cases[] = {
+      {"double free",
+       [](kmalloc_zone* a, kmalloc_zone*) {
+         void* p = kmalloc_obj(64, a, M_WAITOK);
+         kfree_obj(p, a);
+         kfree_obj(p, a);
+       },
+       "slabfuzz: panic: kfree_obj: A: double free of ADDR"},
+      {"wrong zone",
+       [](kmalloc_zone* a, kmalloc_zone* b) { kfree_obj(kmalloc_obj(64, a, M_WAITOK), b); },
+       "slabfuzz: panic: kfree_obj: ADDR freed to zone B but belongs to zone A"},
+      {"interior pointer",
+       [](kmalloc_zone* a, kmalloc_zone*) {
+         kfree_obj(static_cast<char*>(kmalloc_obj(64, a, M_WAITOK)) + 8, a);
+       },
+       "slabfuzz: panic: kfree_obj: A: interior pointer ADDR"},
+      {"foreign pointer",
+       [](kmalloc_zone* a, kmalloc_zone*) { kfree_obj(foreign + 64, a); },
+       "slabfuzz: panic: kfree_obj: A: ADDR is not in any slab"},
+      {"destroy with live objects",
+       [](kmalloc_zone* a, kmalloc_zone*) {
+         kmalloc_obj(64, a, M_WAITOK);
+         kmalloc_destroy_obj(a);
+       },
+       "slabfuzz: panic: kmalloc_destroy_obj: zone A has 1 live objects"},
+      {"use after free",
+       [](kmalloc_zone* a, kmalloc_zone*) {
+         auto* p = static_cast<char*>(kmalloc_obj(64, a, M_WAITOK));
+         kfree_obj(p, a);
+#ifndef SLABFUZZ_HAVE_ASAN
+         p[3] = 1;  // under ASan this write itself is the report (poisoned object)
+#endif
+         for (int i = 0; i < 100000; i++) kmalloc_obj(64, a, M_WAITOK);
+       },
+       "slabfuzz: use-after-free: zone A: free object ADDR was written at offset 3"},
+  };
+  for (const Misuse& m : cases) {
+#ifdef SLABFUZZ_HAVE_ASAN
+    if (std::string(m.name) == "use after free") continue;
+#endif
+    SCOPED_TRACE(m.name);
+    Outcome o = Run1([&] {
+      kmalloc_zone* a = kmalloc_create_obj("A", 64, 0);
+      kmalloc_zone* b = kmalloc_create_obj("B", 64, 0);
+      m.fn(a, b);
+    });
+    EXPECT_EQ(o.kind, Outcome::kPanic);
+    EXPECT_EQ(o.title, m.title);
+    kenv::page_source_teardown();
+    kmalloc_obj_reset();
+  }
+}
+
+TEST_F(KmallocObjTest, LimitGivesNullWithNullOkAndPanicsWithout) {
+  Outcome o = Run1([] {
+    kmalloc_zone* z = kmalloc_create_obj("LIMITED", 1024, KMALLOC_SLAB_SIZE);
+    size_t n = kmalloc_obj_stats(z).objs_per_slab;
+    std::vector<void*> objs;
+    for (size_t i = 0; i < n; i++) objs.push_back(kmalloc_obj(1024, z, M_WAITOK));
+    EXPECT_EQ(kmalloc_obj(1024, z, M_WAITOK | M_NULLOK), nullptr);
+    for (void* p : objs) kfree_obj(p, z);
+    kmalloc_destroy_obj(z);
+  });
+  ASSERT_TRUE(o.ok()) << o.title;
+  o = Run1([] {
+    kmalloc_zone* z = kmalloc_create_obj("LIMITED", 1024, KMALLOC_SLAB_SIZE);
+    for (;;) kmalloc_obj(1024, z, M_WAITOK);
+  });
+  EXPECT_EQ(o.title, "slabfuzz: panic: kmalloc_obj: LIMITED: out of memory (flags ADDR)");
+  kenv::page_source_teardown();
+}
+
+// (A): before the VM is up, a zone with boot slabs serves allocations; the poller and
+// zone destruction never hand boot slabs to the page source.
+TEST_F(KmallocObjTest, BootSlabsServeBeforeTheVmAndNeverGoBack) {
+  void* boot = aligned_alloc(KMALLOC_SLAB_SIZE, 2 * KMALLOC_SLAB_SIZE);
+  kenv::boot_reset(kenv::boot_phase::EARLY);
+  Outcome o = Run1([&] {
+    kmalloc_zone* z = kmalloc_create_obj("PV ENTRY", 64, 0);
+    EXPECT_EQ(kmalloc_obj_boot_slabs(z, boot, 2 * KMALLOC_SLAB_SIZE), 2);
+    size_t cap = kmalloc_obj_stats(z).objs_per_slab;
+    std::vector<void*> objs;
+    for (size_t i = 0; i < 2 * cap; i++) {
+      void* p = kmalloc_obj(64, z, M_WAITOK);
+      ASSERT_GE(reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(boot));
+      ASSERT_LT(reinterpret_cast<uintptr_t>(p),
+                reinterpret_cast<uintptr_t>(boot) + 2 * KMALLOC_SLAB_SIZE);
+      objs.push_back(p);
+    }
+    // Boot memory is exhausted and the VM is not up: a no-wait allocation fails.
+    EXPECT_EQ(kmalloc_obj(64, z, M_NOWAIT), nullptr);
+    kenv::boot_advance(kenv::boot_phase::VM_READY);
+    void* fresh = kmalloc_obj(64, z, M_WAITOK);
+    EXPECT_NE(fresh, nullptr);
+    objs.push_back(fresh);
+    for (void* p : objs) kfree_obj(p, z);
+    kmalloc_obj_drain_cpu(z);
+    kmalloc_obj_poll(z);
+    kmalloc_zone_stats st = kmalloc_obj_stats(z);
+    EXPECT_EQ(st.boot_slabs, 2u);
+    EXPECT_EQ(st.slabs_allocated, 1u);
+    EXPECT_TRUE(kmalloc_obj_check(z).empty());
+    kmalloc_destroy_obj(z);
+  });
+  ASSERT_TRUE(o.ok()) << o.title << o.report;
+  free(boot);  // the boot memory is the caller's again
+}
+
+// (B): ordinary allocations never take the last X spare slabs; an M_USE_RESERVE
+// chain as deep as the reserve never blocks or fails with the page source empty.
+TEST_F(KmallocObjTest, ReserveHoldsForSystemAllocationsOnly) {
+  Outcome o = Run1([] {
+    kmalloc_zone* z = kmalloc_create_obj("SWAPMETA", 1024, 0);
+    const int X = 3;
+    kmalloc_obj_set_reserve(z, X);
+    EXPECT_EQ(kmalloc_obj_reserve_refill(z), X);
+    size_t cap = kmalloc_obj_stats(z).objs_per_slab;
+    EXPECT_EQ(kmalloc_obj_stats(z).reserve_level, static_cast<uint64_t>(X));
+    // Empty the page source entirely.
+    kenv::page_source_pressure(1u << 30);
+    EXPECT_EQ(kenv::vm_free_count(), 0u);
+    // Ordinary allocations: nothing.
+    EXPECT_EQ(kmalloc_obj(1024, z, M_RNOWAIT | M_NULLOK), nullptr);
+    EXPECT_EQ(kmalloc_obj_stats(z).reserve_level, static_cast<uint64_t>(X));
+    // System allocations: X slabs' worth, never blocking (M_NOWAIT checks it).
+    std::vector<void*> objs;
+    for (size_t i = 0; i < X * cap; i++) {
+      void* p = kmalloc_obj(1024, z, M_NOWAIT);
+      ASSERT_NE(p, nullptr) << "object " << i;
+      objs.push_back(p);
+    }
+    EXPECT_EQ(kmalloc_obj(1024, z, M_NOWAIT), nullptr);
+    kmalloc_zone_stats st = kmalloc_obj_stats(z);
+    EXPECT_EQ(st.reserve_level, 0u);
+    EXPECT_GE(st.reserve_dips, static_cast<uint64_t>(X));
+    EXPECT_GE(st.refills_failed, 1u);
+    // Memory comes back: the next slab taken refills the reserve.
+    kenv::page_source_relief(1u << 30);
+    for (void* p : objs) kfree_obj(p, z);
+    kmalloc_obj_drain_cpu(z);
+    kmalloc_obj_poll(z);
+    EXPECT_GE(kmalloc_obj_stats(z).reserve_level, static_cast<uint64_t>(X));
+    EXPECT_TRUE(kmalloc_obj_check(z).empty());
+    kmalloc_destroy_obj(z);
+  });
+  ASSERT_TRUE(o.ok()) << o.title << o.report;
+}
+
+// An interrupt allocating on a CPU in the middle of that CPU's allocations leaves the
+// zone consistent, over many schedules.
+TEST_F(KmallocObjTest, InterruptAllocationKeepsTheZoneConsistent) {
+  for (uint64_t seed = 0; seed < 40; seed++) {
+    kmalloc_zone* z = nullptr;
+    std::vector<void*> from_intr;
+    RuntimeConfig c;
+    c.ncpus = 2;
+    c.seed = seed;
+    Runtime rt(c);
+    rt.spawn(0, "cpu0", [&] {
+      z = kmalloc_create_obj("MAP ENTRY", 192, 0);
+      kmalloc_obj_set_reserve(z, 1);
+      std::vector<void*> mine;
+      for (int i = 0; i < 1500; i++) {
+        if (i % 300 == 0)
+          kenv::current_runtime()->post_interrupt(0, [&] {
+            for (int k = 0; k < 50; k++) {
+              void* p = kmalloc_obj(192, z, M_INTNOWAIT);
+              if (p) from_intr.push_back(p);
+            }
+          });
+        mine.push_back(kmalloc_obj(192, z, M_WAITOK));
+        if (i % 3 == 0) {
+          kfree_obj(mine.back(), z);
+          mine.pop_back();
+        }
+      }
+      for (void* p : mine) kfree_obj(p, z);
+    });
+    Outcome o = rt.run();
+    ASSERT_TRUE(o.ok()) << o.title << o.report;
+    EXPECT_EQ(from_intr.size(), 250u);
+    Outcome t = rt.run_on_cpu0([&] {
+      EXPECT_TRUE(kmalloc_obj_check(z).empty());
+      for (void* p : from_intr) kfree_obj(p, z);
+      kmalloc_destroy_obj(z);
+    });
+    ASSERT_TRUE(t.ok()) << t.title;
+  }
+}
+
+// Frees from other CPUs race the owner's allocations on the same slabs.
+TEST_F(KmallocObjTest, CrossCpuFreesKeepIndicesConsistent) {
+  for (uint64_t seed = 0; seed < 30; seed++) {
+    kmalloc_zone* z = nullptr;
+    std::vector<void*> handoff;
+    bool done = false;
+    RuntimeConfig c;
+    c.ncpus = 3;
+    c.seed = seed;
+    c.pct_depth = 5;
+    Runtime rt(c);
+    Outcome setup = rt.run_on_cpu0([&] { z = kmalloc_create_obj("XFREE", 64, 0); });
+    ASSERT_TRUE(setup.ok());
+    rt.spawn(0, "producer", [&] {
+      for (int i = 0; i < 3000; i++) {
+        handoff.push_back(kmalloc_obj(64, z, M_WAITOK));
+        if (i % 16 == 0) kenv::preempt_point();
+      }
+      done = true;
+    });
+    for (int cpu = 1; cpu < 3; cpu++)
+      rt.spawn(cpu, "consumer", [&] {
+        while (!done || !handoff.empty()) {
+          if (handoff.empty()) {
+            kenv::cpu_spinwait();  // a busy-wait must let others run (PCT)
+            continue;
+          }
+          void* p = handoff.back();
+          handoff.pop_back();
+          kfree_obj(p, z);
+        }
+      });
+    Outcome o = rt.run();
+    ASSERT_TRUE(o.ok()) << o.title << o.report;
+    Outcome t = rt.run_on_cpu0([&] {
+      auto problems = kmalloc_obj_check(z);
+      EXPECT_TRUE(problems.empty()) << problems[0];
+      kmalloc_zone_stats st = kmalloc_obj_stats(z);
+      EXPECT_EQ(st.inuse, 0u);
+      EXPECT_GT(st.remote_frees, 0u);
+      kmalloc_obj_drain_cpu(z);
+      kmalloc_obj_poll(z);
+      kmalloc_destroy_obj(z);
+    });
+    ASSERT_TRUE(t.ok()) << t.title;
+  }
+}
+
+TEST_F(KmallocObjTest, PollerRetiresSurplusBeyondTheReserve) {
+  Outcome o = Run1([] {
+    kmalloc_zone* z = kmalloc_create_obj("SURPLUS", 4096, 0);
+    kmalloc_obj_set_reserve(z, 1);
+    std::vector<void*> objs;
+    size_t cap = kmalloc_obj_stats(z).objs_per_slab;
+    for (size_t i = 0; i < 6 * cap; i++) objs.push_back(kmalloc_obj(4096, z, M_WAITOK));
+    for (void* p : objs) kfree_obj(p, z);
+    kmalloc_obj_drain_cpu(z);
+    int retired = kmalloc_obj_poll(z);
+    EXPECT_GE(retired, 4);
+    kmalloc_zone_stats st = kmalloc_obj_stats(z);
+    EXPECT_EQ(st.reserve_level, 2u);  // the reserve and one spare
+    EXPECT_TRUE(kmalloc_obj_check(z).empty());
+    kmalloc_destroy_obj(z);
+  });
+  ASSERT_TRUE(o.ok()) << o.title;
+}
+
+}  // namespace
