@@ -965,7 +965,12 @@ void kmalloc_obj_reset(void)
 	for (auto &e : kmo_slabtab)
 		e.store(nullptr, std::memory_order_relaxed);
 	kmo_tab_live.store(0);
-	kmo_zones = nullptr;
+	/* Zones a failed run abandoned: their slabs went back with the page source. */
+	while (kmo_zones != nullptr) {
+		kmalloc_zone *z = kmo_zones;
+		kmo_zones = z->next_zone;
+		delete z;
+	}
 	kmo_hooks = nullptr;
 	kmo_poller_kicks.store(0);
 }

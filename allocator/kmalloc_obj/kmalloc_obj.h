@@ -95,7 +95,8 @@ std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zone *zone);
 struct kmalloc_zone *kmalloc_obj_owner(const void *ptr);
 /* Objects per slab for objects of the given size. */
 size_t kmalloc_obj_slab_capacity(size_t objsize);
-/* Forget every slab registration (between runs; no zone may be alive). */
+/* Between runs: forget every slab registration and free every zone left alive
+ * (after page_source_teardown() took their slabs back). */
 void kmalloc_obj_reset(void);
 
 #endif  // SLABFUZZ_ALLOCATOR_KMALLOC_OBJ_KMALLOC_OBJ_H_
