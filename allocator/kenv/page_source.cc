@@ -10,6 +10,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <atomic>
 #include <map>
 
 #include "allocator/kenv/kenv.h"
@@ -32,6 +33,12 @@ struct PageSource {
 	uint32_t fail_next = 0;
 	uint64_t rng = 1;
 	int waiters = 0;
+	/* Advances whenever pages become free: a waiter sleeps only if nothing was freed
+	 * since its request failed (no lost wakeup). */
+	std::atomic<uint64_t> free_gen{0};
+	/* The most free pages a sleeping request needs (floor + size): the pageout
+	 * daemon pages out at least this far. Cleared when it is reached. */
+	std::atomic<size_t> wanted{0};
 	PageSourceStats st;
 	std::map<uintptr_t, Chunk> chunks;
 	char pageout_chan;
@@ -90,6 +97,8 @@ void page_source_init(const PageSourceConfig &cfg)
 	g_ps.fail_next = 0;
 	g_ps.rng = cfg.seed ? cfg.seed : 1;
 	g_ps.waiters = 0;
+	g_ps.free_gen.store(0);
+	g_ps.wanted.store(0);
 	g_ps.st = PageSourceStats{};
 }
 
@@ -123,10 +132,13 @@ void *vm_chunk_alloc(size_t npages, size_t align, vm_tier tier, bool canwait,
 		if (injected)
 			g_ps.st.injected++;
 		g_ps.st.failures++;
+		uint64_t gen = g_ps.free_gen.load(std::memory_order_relaxed);
+		if (canwait && g_ps.wanted.load(std::memory_order_relaxed) < tier_floor(tier) + npages)
+			g_ps.wanted.store(tier_floor(tier) + npages, std::memory_order_relaxed);
 		spin_unlock(&g_ps.spin);
 		if (!canwait)
 			return nullptr;
-		vm_wait("vmwait");
+		vm_wait_since(gen, "vmwait");
 	}
 }
 
@@ -141,6 +153,9 @@ void vm_chunk_free(void *chunk, size_t npages)
 	}
 	g_ps.chunks.erase(it);
 	g_ps.free += npages;
+	g_ps.free_gen.fetch_add(1, std::memory_order_relaxed);
+	if (g_ps.free >= g_ps.wanted.load(std::memory_order_relaxed))
+		g_ps.wanted.store(0, std::memory_order_relaxed);
 	g_ps.st.frees++;
 	bool wake = g_ps.waiters > 0;
 	spin_unlock(&g_ps.spin);
@@ -151,12 +166,20 @@ void vm_chunk_free(void *chunk, size_t npages)
 
 void vm_wait(const char *wmesg)
 {
+	vm_wait_since(g_ps.free_gen.load(std::memory_order_relaxed), wmesg);
+}
+
+void vm_wait_since(uint64_t gen, const char *wmesg)
+{
 	spin_lock(&g_ps.spin);
 	g_ps.waiters++;
 	g_ps.st.waits++;
 	spin_unlock(&g_ps.spin);
 	wakeup(&g_ps.pageout_chan);
-	tsleep(&g_ps.free_chan, wmesg, 10);
+	/* Nothing can run between this check and the sleep but for wakeup()s, which do
+	 * not switch (deterministic runtime); the threaded one sleeps at most 10 ms. */
+	if (g_ps.free_gen.load(std::memory_order_relaxed) == gen)
+		tsleep(&g_ps.free_chan, wmesg, 10);
 	spin_lock(&g_ps.spin);
 	g_ps.waiters--;
 	spin_unlock(&g_ps.spin);
@@ -174,7 +197,8 @@ const void *vm_pageout_chan()
 
 size_t vm_free_target()
 {
-	return g_ps.cfg.free_target;
+	size_t w = g_ps.wanted.load(std::memory_order_relaxed);
+	return w > g_ps.cfg.free_target ? w : g_ps.cfg.free_target;
 }
 
 void page_source_pressure(size_t pages)
@@ -192,6 +216,7 @@ void page_source_relief(size_t pages)
 	size_t give = pages < g_ps.withheld ? pages : g_ps.withheld;
 	g_ps.withheld -= give;
 	g_ps.free += give;
+	g_ps.free_gen.fetch_add(1, std::memory_order_relaxed);
 	bool wake = give > 0 && g_ps.waiters > 0;
 	spin_unlock(&g_ps.spin);
 	if (wake)

@@ -41,9 +41,12 @@ void *vm_chunk_alloc(size_t npages, size_t align, vm_tier tier, bool canwait,
 void vm_chunk_free(void *chunk, size_t npages);
 /* Wake the pageout daemon and sleep until pages are freed (or a short timeout). */
 void vm_wait(const char *wmesg);
+/* The same, unless pages were freed since generation gen (no lost wakeup). */
+void vm_wait_since(uint64_t gen, const char *wmesg);
 /* Free pages as the tiers count them (withheld pages are not free). */
 size_t vm_free_count();
-/* The channel the pageout daemon sleeps on, and its target of free pages. */
+/* The channel the pageout daemon sleeps on, and its target of free pages: the
+ * configured free_target, or more while a sleeping request needs more. */
 const void *vm_pageout_chan();
 size_t vm_free_target();
 

@@ -322,7 +322,7 @@ kmalloc_slab *kmem_slab_alloc(kmalloc_zone *zone, int flags)
 	if (chunk == nullptr)
 		return nullptr;
 	void *cookie = nullptr;
-	if (kmo_hooks != nullptr && !kmo_hooks->map(chunk, flags, &cookie)) {
+	if (kmo_hooks != nullptr && !kmo_hooks->map(zone, chunk, flags, &cookie)) {
 		kenv::vm_chunk_free(chunk, KMALLOC_SLAB_PAGES);
 		return nullptr;
 	}
@@ -342,7 +342,7 @@ void kmem_slab_free(kmalloc_zone *zone, kmalloc_slab *slab)
 	zone->slabs_freed.fetch_add(1);
 	KMO_UNPOISON(slab, KMALLOC_SLAB_SIZE);
 	if (kmo_hooks != nullptr)
-		kmo_hooks->unmap(slab, cookie);
+		kmo_hooks->unmap(zone, slab, cookie);
 	kenv::vm_chunk_free(slab, KMALLOC_SLAB_PAGES);
 }
 

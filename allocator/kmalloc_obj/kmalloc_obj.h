@@ -58,8 +58,8 @@ struct kmalloc_zone_stats {
  * map returns false if it could not (nonblocking request); cookie is kept with the slab.
  */
 struct kmalloc_vm_hooks {
-	bool (*map)(void *chunk, int flags, void **cookie);
-	void (*unmap)(void *chunk, void *cookie);
+	bool (*map)(struct kmalloc_zone *zone, void *chunk, int flags, void **cookie);
+	void (*unmap)(struct kmalloc_zone *zone, void *chunk, void *cookie);
 };
 void kmalloc_obj_set_vm_hooks(const kmalloc_vm_hooks *hooks);
 

@@ -1,0 +1,231 @@
+// vm.cc - the VM consumers (see vm.h). Lists of what the Vm holds are guarded by one
+// spinlock; no allocation or free happens while it is held.
+#include "allocator/vm/vm.h"
+
+#include <cstdlib>
+
+#include "allocator/kenv/malloc.h"
+#include "allocator/kenv/page_source.h"
+#include "allocator/kmalloc_obj/kmalloc_obj.h"
+
+namespace slabfuzz {
+
+namespace {
+
+Vm* g_vm = nullptr;
+
+bool hook_map(kmalloc_zone* zone, void*, int flags, void** cookie) {
+  return g_vm != nullptr ? g_vm->map_slab(zone, flags, cookie) : true;
+}
+
+void hook_unmap(kmalloc_zone*, void*, void* cookie) {
+  if (g_vm != nullptr) g_vm->unmap_slab(cookie);
+}
+
+const kmalloc_vm_hooks kHooks = {&hook_map, &hook_unmap};
+
+}  // namespace
+
+const char* vm_mode_name(VmMode m) {
+  switch (m) {
+    case VmMode::kNaive: return "naive";
+    case VmMode::kReserved: return "reserved";
+  }
+  return "?";
+}
+
+bool parse_vm_mode(std::string_view s, VmMode* m) {
+  if (s == "naive") *m = VmMode::kNaive;
+  else if (s == "reserved") *m = VmMode::kReserved;
+  else return false;
+  return true;
+}
+
+Vm::Vm(Backend& backend, const VmOptions& opts) : b_(backend), o_(opts) {
+  kenv::spin_init(&spin_, "vm");
+  bool reserved = o_.mode == VmMode::kReserved;
+  map_ = b_.zone_create({.name = "MAP ENTRY", .objsize = 128});
+  pv_ = b_.zone_create({.name = "PV ENTRY", .objsize = 64});
+  swap_ = b_.zone_create({.name = "SWAPMETA", .objsize = 256});
+  if (reserved && b_.boot_granule() != 0 && o_.boot_slabs > 0) {
+    size_t bytes = b_.boot_granule() * o_.boot_slabs;
+    for (void* z : {map_, pv_}) {
+      void* mem = aligned_alloc(b_.boot_granule(), bytes);  // the kernel's static arrays
+      boot_mem_.push_back(mem);
+      b_.boot_memory(z, mem, bytes);
+    }
+  }
+  g_vm = this;
+  if (b_.name() == "kmalloc_obj") kmalloc_obj_set_vm_hooks(&kHooks);
+  if (kenv::current_boot_phase() >= kenv::boot_phase::VM_READY) set_reserves();
+}
+
+Vm::~Vm() {
+  if (g_vm == this) {
+    g_vm = nullptr;
+    kmalloc_obj_set_vm_hooks(nullptr);
+  }
+  // The boot memory (never given to the page source) is released with the Vm; after a
+  // failed run the zones that used it are abandoned and reset, never touched again.
+  for (void* m : boot_mem_) ::free(m);
+}
+
+void Vm::set_reserves() {
+  if (o_.mode != VmMode::kReserved || !b_.has_reserve()) return;
+  for (void* z : {map_, pv_, swap_}) b_.set_reserve(z, o_.reserve);
+}
+
+bool Vm::map_slab(void* zone, int flags, void** cookie) {
+  *cookie = nullptr;
+  if (zone == map_) return true;  // self-hosted: the entry lives in the slab
+  // A kernel-internal allocation: may use the reserve; never waits if the caller can't.
+  int f = (flags & (M_RNOWAIT | M_WAITOK | M_NULLOK)) | M_USE_RESERVE;
+  if (f & M_RNOWAIT) f |= M_NULLOK;
+  void* e = b_.alloc(map_, f);
+  if (e == nullptr) return false;
+  *cookie = e;
+  stats_.slabs_mapped++;
+  return true;
+}
+
+void Vm::unmap_slab(void* cookie) {
+  if (cookie != nullptr) b_.free(map_, cookie);
+}
+
+void Vm::bootstrap() {
+  // Kernel page tables and the kernel map need entries before any page can be had.
+  for (int i = 0; i < o_.bootstrap_pv; i++) kernel_entries_pv_.push_back(b_.alloc(pv_, M_WAITOK));
+  for (int i = 0; i < o_.bootstrap_map; i++)
+    kernel_entries_map_.push_back(b_.alloc(map_, M_WAITOK));
+  kenv::boot_advance(kenv::boot_phase::VM_READY);
+  set_reserves();
+}
+
+bool Vm::fault(int flags) {
+  void* page = kenv::vm_chunk_alloc(1, kenv::PAGE_SIZE, kenv::malloc_flags_tier(flags),
+                                    kenv::malloc_flags_canwait(flags), "user page");
+  if (page == nullptr) {
+    stats_.fault_failures++;
+    return false;
+  }
+  void* pv = b_.alloc(pv_, flags);
+  if (pv == nullptr) {
+    kenv::vm_chunk_free(page, 1);
+    stats_.fault_failures++;
+    return false;
+  }
+  void* me = nullptr;
+  void* swapped_in = nullptr;
+  kenv::spin_lock(&spin_);
+  bool grow = ++stats_.faults % 8 == 0;
+  pages_.push_back({page, pv});
+  if (!swapmeta_.empty()) {
+    swapped_in = swapmeta_.back();
+    swapmeta_.pop_back();
+    stats_.swapins++;
+  }
+  kenv::spin_unlock(&spin_);
+  if (swapped_in) b_.free(swap_, swapped_in);
+  if (grow && (me = b_.alloc(map_, flags)) != nullptr) {
+    kenv::spin_lock(&spin_);
+    map_entries_.push_back(me);
+    kenv::spin_unlock(&spin_);
+  }
+  return true;
+}
+
+bool Vm::unmap_one() {
+  kenv::spin_lock(&spin_);
+  if (pages_.empty()) {
+    kenv::spin_unlock(&spin_);
+    return false;
+  }
+  UserPage up = pages_.back();
+  pages_.pop_back();
+  void* me = nullptr;
+  if (++stats_.unmaps % 8 == 0 && !map_entries_.empty()) {
+    me = map_entries_.back();
+    map_entries_.pop_back();
+  }
+  kenv::spin_unlock(&spin_);
+  b_.free(pv_, up.pv);
+  kenv::vm_chunk_free(up.page, 1);
+  if (me) b_.free(map_, me);
+  return true;
+}
+
+size_t Vm::mapped_pages() {
+  kenv::spin_lock(&spin_);
+  size_t n = pages_.size();
+  kenv::spin_unlock(&spin_);
+  return n;
+}
+
+int Vm::pageout(int npages) {
+  int freed = 0;
+  stats_.pageout_runs++;
+  while (freed < npages) {
+    std::vector<UserPage> batch;
+    kenv::spin_lock(&spin_);
+    while (!pages_.empty() && static_cast<int>(batch.size()) < o_.pages_per_swapmeta) {
+      batch.push_back(pages_.front());
+      pages_.erase(pages_.begin());
+    }
+    kenv::spin_unlock(&spin_);
+    if (batch.empty()) break;
+    // The swap pager's metadata: a system allocation, made while memory is short.
+    void* sm = b_.alloc(swap_, M_SYSWAIT | M_NULLOK);
+    if (sm == nullptr) {
+      kenv::spin_lock(&spin_);
+      pages_.insert(pages_.begin(), batch.begin(), batch.end());
+      stats_.swapmeta_failures++;
+      kenv::spin_unlock(&spin_);
+      break;
+    }
+    kenv::spin_lock(&spin_);
+    swapmeta_.push_back(sm);
+    kenv::spin_unlock(&spin_);
+    for (const UserPage& up : batch) {
+      b_.free(pv_, up.pv);
+      kenv::vm_chunk_free(up.page, 1);
+      freed++;
+      stats_.pages_paged_out++;
+    }
+    kenv::preempt_point();
+  }
+  return freed;
+}
+
+void Vm::pageout_daemon() {
+  // Check before sleeping: a vm_wait() that ran before this thread first slept
+  // must not be lost.
+  for (;;) {
+    while (kenv::vm_free_count() < kenv::vm_free_target()) {
+      if (pageout(8) == 0) break;
+    }
+    kenv::tsleep(kenv::vm_pageout_chan(), "pgdaemon", 0);
+  }
+}
+
+void Vm::teardown() {
+  while (unmap_one()) {
+  }
+  std::vector<void*> lists[4];
+  kenv::spin_lock(&spin_);
+  lists[0].swap(map_entries_);
+  lists[1].swap(swapmeta_);
+  lists[2].swap(kernel_entries_pv_);
+  lists[3].swap(kernel_entries_map_);
+  kenv::spin_unlock(&spin_);
+  for (void* e : lists[0]) b_.free(map_, e);
+  for (void* e : lists[1]) b_.free(swap_, e);
+  for (void* e : lists[2]) b_.free(pv_, e);
+  for (void* e : lists[3]) b_.free(map_, e);
+  b_.zone_destroy(swap_);
+  b_.zone_destroy(pv_);
+  b_.zone_destroy(map_);
+  swap_ = pv_ = map_ = nullptr;
+  torn_down_ = true;
+}
+
+}  // namespace slabfuzz
