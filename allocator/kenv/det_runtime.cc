@@ -510,7 +510,7 @@ void rt_panic(const std::string& title, const std::string& message) {
     abort();
   }
   rt->fail(Outcome::kPanic, title, message);
-  rt->note("panic in " + rt->cur->name + ": " + message);
+  rt->note("panic in " + rt->cur->name + ": " + title);
   throw FiberKilled{};
 }
 

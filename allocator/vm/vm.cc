@@ -172,9 +172,21 @@ int Vm::pageout(int npages) {
       pages_.erase(pages_.begin());
     }
     kenv::spin_unlock(&spin_);
-    if (batch.empty()) break;
+    // Memory other consumers hold (driver pressure) is anonymous memory too: once the
+    // user pages are gone, the pager takes it back, block by block, at the same price.
+    bool anon = batch.empty() && kenv::page_source_stats().withheld > 0;
+    if (batch.empty() && !anon) break;
     // The swap pager's metadata: a system allocation, made while memory is short.
     void* sm = b_.alloc(swap_, M_SYSWAIT | M_NULLOK);
+    if (sm != nullptr && anon) {
+      kenv::spin_lock(&spin_);
+      swapmeta_.push_back(sm);
+      kenv::spin_unlock(&spin_);
+      kenv::page_source_relief(o_.pages_per_swapmeta);
+      freed += o_.pages_per_swapmeta;
+      stats_.pages_paged_out += o_.pages_per_swapmeta;
+      continue;
+    }
     if (sm == nullptr) {
       kenv::spin_lock(&spin_);
       pages_.insert(pages_.begin(), batch.begin(), batch.end());

@@ -1,0 +1,45 @@
+// compile_main.cc - turns programs between their forms:
+//   compile [--to-text] IN OUT   text (.txt) to binary, or with --to-text binary to text.
+// Exit 2 with a message naming the line on a malformed text program.
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "fuzzers/program.h"
+
+using namespace slabfuzz;
+
+int main(int argc, char** argv) {
+  bool to_text_form = argc == 4 && std::string(argv[1]) == "--to-text";
+  if (argc != 3 && !to_text_form) {
+    fprintf(stderr, "usage: %s [--to-text] IN OUT\n", argv[0]);
+    return 2;
+  }
+  std::string in_path = argv[argc - 2], out_path = argv[argc - 1];
+  std::ifstream in(in_path, std::ios::binary);
+  if (!in) {
+    fprintf(stderr, "compile: cannot read %s\n", in_path.c_str());
+    return 2;
+  }
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream out(out_path, std::ios::binary);
+  if (!out) {
+    fprintf(stderr, "compile: cannot write %s\n", out_path.c_str());
+    return 2;
+  }
+  if (to_text_form) {
+    out << to_text(decode(std::span<const uint8_t>(
+        reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())));
+    return 0;
+  }
+  std::string err;
+  auto p = parse_text(bytes, &err);
+  if (!p) {
+    fprintf(stderr, "compile: %s: %s\n", in_path.c_str(), err.c_str());
+    return 2;
+  }
+  std::vector<uint8_t> b = encode(*p);
+  out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+  return out ? 0 : 2;
+}

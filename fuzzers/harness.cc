@@ -1,0 +1,460 @@
+// harness.cc - executes programs (see harness.h).
+//
+// Checks made here, beyond the oracle's object-level ones:
+//  - reserve-guarantee: a system (M_USE_RESERVE) allocation may fail only when the
+//    zone has no spare slab left;
+//  - reserve-taken: an ordinary allocation never takes one of the last X spare slabs;
+//  - misuse-undetected: a double free, a free to the wrong zone, of an interior or of a
+//    foreign pointer must panic with the matching message;
+//  - leak: at teardown every page is back in the page source.
+// Both reserve checks are made only when no other thread touched the zone during the
+// call (so that another CPU's activity cannot be blamed on this one).
+#include "fuzzers/harness.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <memory>
+
+#include "allocator/backend/backend.h"
+#include "allocator/kenv/kenv.h"
+#include "allocator/kenv/malloc.h"
+#include "allocator/kenv/page_source.h"
+#include "allocator/kmalloc_obj/kmalloc_obj.h"
+#include "fuzzers/oracle.h"
+
+namespace slabfuzz {
+
+namespace {
+
+constexpr int kMaxZones = kVmZones + kMaxTestZones;
+constexpr size_t kVmZoneCap = 2048;  // program-owned objects per VM zone
+
+alignas(64) char g_foreign[256];
+
+class Exec {
+ public:
+  Exec(const Program& p, const HarnessOptions& o)
+      : p_(p), o_(o), b_(make_backend(backend_names()[p.header.backend % backend_names().size()])),
+        oracle_(*b_) {}
+
+  RunResult run();
+
+ private:
+  void setup();
+  void cpu_stream(int cpu, const std::vector<Op>& ops);
+  void exec(int cpu, const Op& op);
+  void* alloc(int cpu, int zone, int flags);
+  void free_live(size_t i);
+  void quiescent_check(bool full);
+  void teardown();
+  void misuse(int cpu, const Op& op);
+  bool zone_ok(int z) const { return z >= 0 && z < kMaxZones && alive_[z]; }
+  int test_zone(int i) const { return kVmZones + i; }
+  void create_test_zone(int i, int size_class);
+
+  struct Busy {  // an operation in flight (quiescent checks wait for none)
+    explicit Busy(Exec* e) : e_(e) { e_->inflight_++; }
+    ~Busy() { e_->inflight_--; }
+    Exec* e_;
+  };
+
+  Program p_;
+  HarnessOptions o_;
+  std::unique_ptr<Backend> b_;
+  std::unique_ptr<Vm> vm_;
+  Oracle oracle_;
+  kenv::Runtime* rt_ = nullptr;
+  bool alive_[kMaxZones] = {};
+  int zone_busy_[kMaxZones] = {};
+  uint64_t zone_epoch_[kMaxZones] = {};
+  size_t zone_limit_ = 0;
+  int inflight_ = 0;
+  uint64_t quiescent_ops_ = 0;
+  const char* expect_misuse_ = nullptr;
+  int poll_kicks_ = 0;
+  char poll_chan_ = 0;
+};
+
+void Exec::create_test_zone(int i, int size_class) {
+  int z = test_zone(i);
+  ZoneOptions zo;
+  zo.name = "TEST" + std::to_string(i);
+  zo.objsize = slabfuzz::size_class(size_class);
+  zo.limit = zone_limit_;
+  void* h = b_->zone_create(zo);
+  oracle_.set_zone(z, h, b_->stats(h).objsize, zo.name);
+  alive_[z] = true;
+}
+
+void Exec::setup() {
+  VmOptions vo;
+  vo.mode = p_.header.vm_mode ? VmMode::kReserved : VmMode::kNaive;
+  vo.reserve = p_.header.reserve;
+  vo.boot_slabs = p_.header.boot_slabs;
+  vm_ = std::make_unique<Vm>(*b_, vo);
+  const char* names[kVmZones] = {"PV ENTRY", "MAP ENTRY", "SWAPMETA"};
+  void* handles[kVmZones] = {vm_->pv_zone(), vm_->map_zone(), vm_->swap_zone()};
+  for (int z = 0; z < kVmZones; z++) {
+    oracle_.set_zone(z, handles[z], b_->stats(handles[z]).objsize, names[z]);
+    alive_[z] = true;
+  }
+  for (int i = 0; i < p_.header.nzones; i++) create_test_zone(i, p_.header.zone_size_class(i));
+}
+
+void* Exec::alloc(int cpu, int zone, int flags) {
+  void* h = oracle_.zone_handle(zone);
+  ZoneStats before = b_->stats(h);
+  uint64_t epoch = ++zone_epoch_[zone];
+  zone_busy_[zone]++;
+  void* obj = b_->alloc(h, flags);
+  zone_busy_[zone]--;
+  bool vm_up = kenv::current_boot_phase() >= kenv::boot_phase::VM_READY;
+  ZoneStats after = b_->stats(h);
+  // Alone: no other operation, thread or daemon (the pageout daemon, the VM's own
+  // allocations) touched the zone while this call ran.
+  bool alone = zone_epoch_[zone] == epoch &&
+               after.allocs + after.frees == before.allocs + before.frees + (obj ? 1 : 0);
+  if (alone && vm_up && b_->has_reserve()) {
+    if (obj == nullptr && (flags & M_USE_RESERVE) && after.reserve_level > 0 &&
+        after.refills_tried == before.refills_tried)
+      kenv::check_failed("reserve-guarantee",
+                         "zone %s: a system allocation failed with %llu spare slabs left",
+                         oracle_.zone_name(zone).c_str(),
+                         static_cast<unsigned long long>(after.reserve_level));
+    if (!(flags & M_USE_RESERVE) && after.reserve_dips > before.reserve_dips)
+      kenv::check_failed("reserve-taken", "zone %s: an ordinary allocation took a spare slab",
+                         oracle_.zone_name(zone).c_str());
+  }
+  if (obj != nullptr) oracle_.on_alloc(zone, obj, flags, cpu);
+  return obj;
+}
+
+void Exec::free_live(size_t i) {
+  LiveObject o = oracle_.take(i);
+  ++zone_epoch_[o.zone];
+  zone_busy_[o.zone]++;
+  b_->free(oracle_.zone_handle(o.zone), reinterpret_cast<void*>(o.addr));
+  zone_busy_[o.zone]--;
+}
+
+void Exec::misuse(int cpu, const Op& op) {
+  if (oracle_.live_count() == 0) return;
+  size_t i = op.c % oracle_.live_count();
+  LiveObject o = oracle_.live(i);
+  void* h = oracle_.zone_handle(o.zone);
+  char* obj = reinterpret_cast<char*>(o.addr);
+  switch (op.a) {
+    case 0:  // double free
+      free_live(i);
+      expect_misuse_ = "double free";
+      b_->free(h, obj);
+      break;
+    case 1: {  // free to another zone
+      int other = -1;
+      for (int z = 0; z < kMaxZones; z++)
+        if (zone_ok(z) && z != o.zone && zone_busy_[z] == 0) other = z;
+      if (other < 0) return;
+      expect_misuse_ = "freed to zone";
+      b_->free(oracle_.zone_handle(other), obj);
+      break;
+    }
+    case 2:  // interior pointer
+      if (o.size < 32) return;
+      expect_misuse_ = "interior pointer";
+      b_->free(h, obj + 16);
+      break;
+    default:  // a pointer no slab owns
+      expect_misuse_ = "is not in any slab";
+      b_->free(h, g_foreign + 64);
+      break;
+  }
+  (void)cpu;
+  kenv::check_failed("misuse-undetected", "%s (%s) was not detected", expect_misuse_,
+                     oracle_.zone_name(o.zone).c_str());
+}
+
+void Exec::exec(int cpu, const Op& op) {
+  Busy busy(this);
+  int nz = p_.num_zones();
+  switch (op.code) {
+    case OpCode::kAlloc: {
+      int z = op.a % nz;
+      if (!zone_ok(z)) return;
+      int flags = flag_set(op.b);
+      if (z < kVmZones) {
+        if (oracle_.live_in_zone(z) >= kVmZoneCap) return;
+      } else {
+        flags |= M_NULLOK;  // test zones have a limit
+      }
+      alloc(cpu, z, flags);
+      return;
+    }
+    case OpCode::kFree:
+      if (oracle_.live_count()) free_live(op.c % oracle_.live_count());
+      return;
+    case OpCode::kRemoteFree: {
+      size_t n = oracle_.live_count();
+      if (n == 0) return;
+      size_t start = op.c % n;
+      for (size_t k = 0; k < std::min<size_t>(n, 64); k++) {
+        size_t i = (start + k) % n;
+        if (oracle_.live(i).cpu != cpu) {
+          free_live(i);
+          return;
+        }
+      }
+      free_live(start);
+      return;
+    }
+    case OpCode::kChurn: {
+      int z = op.a % nz;
+      for (int k = 0; k <= op.b && zone_ok(z); k++) {
+        if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap) return;
+        void* obj = alloc(cpu, z, M_WAITOK | M_NULLOK);
+        if (obj == nullptr) return;
+        kenv::preempt_point();
+        // Another CPU may have freed it meanwhile (a remote free picks any object).
+        long i = oracle_.index_of(obj);
+        if (i >= 0) free_live(static_cast<size_t>(i));
+      }
+      return;
+    }
+    case OpCode::kPressure:
+      kenv::page_source_pressure(op.c);
+      return;
+    case OpCode::kFailNext:
+      kenv::page_source_fail_next(op.b + 1u);
+      return;
+    case OpCode::kRelief:
+      kenv::page_source_relief(op.c);
+      return;
+    case OpCode::kBootAdvance: {
+      auto ph = kenv::current_boot_phase();
+      if (ph == kenv::boot_phase::VM_READY) kenv::boot_advance(kenv::boot_phase::SMP);
+      else if (ph == kenv::boot_phase::SMP) kenv::boot_advance(kenv::boot_phase::RUNNING);
+      kenv::wakeup(&alive_);  // CPUs waiting for SMP
+      return;
+    }
+    case OpCode::kVmFault:
+      vm_->fault(op.b % 2 ? (M_RNOWAIT | M_NULLOK) : M_WAITOK);
+      return;
+    case OpCode::kVmUnmap:
+      vm_->unmap_one();
+      return;
+    case OpCode::kPageout:
+      vm_->pageout(op.b + 1);
+      return;
+    case OpCode::kInterrupt: {
+      int z = static_cast<int>(op.c) % nz;
+      int count = op.b + 1;
+      rt_->post_interrupt(op.a, [this, z, count, target = op.a] {
+        Busy ibusy(this);
+        for (int k = 0; k < count && zone_ok(z); k++) {
+          if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap) return;
+          alloc(target, z, M_INTNOWAIT);
+        }
+      });
+      return;
+    }
+    case OpCode::kPoll:
+      b_->poll();
+      poll_kicks_++;
+      kenv::wakeup(&poll_chan_);
+      return;
+    case OpCode::kDrain: {
+      int z = op.a % nz;
+      if (zone_ok(z)) b_->drain_cpu(oracle_.zone_handle(z));
+      return;
+    }
+    case OpCode::kZoneCreate: {
+      int i = op.a % p_.header.nzones;
+      if (!alive_[test_zone(i)]) create_test_zone(i, op.b);
+      return;
+    }
+    case OpCode::kZoneDestroy: {
+      int z = test_zone(op.a % p_.header.nzones);
+      if (!alive_[z] || zone_busy_[z] != 0) return;
+      for (size_t i = oracle_.live_count(); i-- > 0;)
+        if (oracle_.live(i).zone == z) free_live(i);
+      alive_[z] = false;
+      b_->zone_destroy(oracle_.zone_handle(z));
+      return;
+    }
+    case OpCode::kReserveChain: {
+      int z = op.a % nz;
+      for (int k = 0; k <= op.b && zone_ok(z); k++) {
+        if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap) return;
+        if (alloc(cpu, z, M_NOWAIT) == nullptr) return;
+      }
+      return;
+    }
+    case OpCode::kMisuse:
+      misuse(cpu, op);
+      return;
+    case OpCode::kNumOps:
+      return;
+  }
+}
+
+void Exec::quiescent_check(bool full) {
+  if (inflight_ != 0) return;
+  for (int z = 0; z < kMaxZones; z++) {
+    if (!alive_[z]) continue;
+    if (full) oracle_.check_zone(z, /*compare_inuse=*/z >= kVmZones);
+  }
+}
+
+void Exec::cpu_stream(int cpu, const std::vector<Op>& ops) {
+  if (cpu == 0) {
+    if (kenv::current_boot_phase() == kenv::boot_phase::EARLY) {
+      Busy busy(this);
+      vm_->bootstrap();
+    }
+  } else {
+    while (kenv::current_boot_phase() < kenv::boot_phase::SMP)
+      kenv::tsleep(&alive_, "smpwait", 0);
+  }
+  for (const Op& op : ops) {
+    exec(cpu, op);
+    kenv::preempt_point();
+    if (inflight_ == 0) quiescent_check(++quiescent_ops_ % o_.check_every == 0);
+  }
+  if (cpu == 0 && kenv::current_boot_phase() < kenv::boot_phase::RUNNING)
+    kenv::boot_advance(kenv::boot_phase::RUNNING);
+  kenv::wakeup(&alive_);
+}
+
+void Exec::teardown() {
+  quiescent_check(true);
+  while (oracle_.live_count()) free_live(oracle_.live_count() - 1);
+  for (int i = 0; i < kMaxTestZones; i++) {
+    int z = test_zone(i);
+    if (alive_[z]) {
+      b_->zone_destroy(oracle_.zone_handle(z));
+      alive_[z] = false;
+    }
+  }
+  vm_->teardown();
+  for (int z = 0; z < kVmZones; z++) alive_[z] = false;
+}
+
+RunResult Exec::run() {
+  const Header& h = p_.header;
+  RunResult r;
+  kenv::boot_reset(h.boot == BootMode::kEarly ? kenv::boot_phase::EARLY
+                                              : kenv::boot_phase::RUNNING);
+  kenv::PageSourceConfig pc;
+  pc.budget_pages = h.budget_pages();
+  pc.free_reserved = pc.budget_pages / 16;
+  pc.interrupt_free_min = pc.budget_pages / 32;
+  pc.free_target = pc.budget_pages / 8;
+  pc.seed = h.seed | 1;
+  kenv::page_source_init(pc);
+  b_->reset();
+  zone_limit_ = pc.budget_pages * kenv::PAGE_SIZE / 16;
+
+  kenv::RuntimeConfig rc;
+  rc.ncpus = h.ncpus;
+  rc.seed = h.seed;
+  rc.pct_depth = h.pct_depth;
+  rc.pct_horizon = 64 + 32 * static_cast<int>(p_.ops.size());
+  rc.max_steps = 400'000;
+  rc.record_trace = o_.trace;
+  kenv::Runtime rt(rc);
+  rt_ = &rt;
+
+  auto finish = [&](const kenv::Outcome& out) {
+    r.ok = out.ok();
+    r.title = out.title;
+    r.report = out.report;
+    r.steps += out.steps;
+    if (!r.ok && expect_misuse_ != nullptr && out.kind == kenv::Outcome::kPanic &&
+        out.title.find(expect_misuse_) != std::string::npos &&
+        out.title.rfind("slabfuzz: panic: ", 0) == 0) {
+      r.ok = true;
+      r.expected_misuse = true;
+    }
+  };
+
+  kenv::Outcome out = rt.run_on_cpu0([this] { setup(); });
+  finish(out);
+  if (r.ok) {
+    std::vector<std::vector<Op>> streams(h.ncpus);
+    for (const Op& op : p_.ops) streams[op.cpu].push_back(op);
+    rt.spawn(0, "pagedaemon", [this] {
+      for (;;) {
+        while (kenv::current_boot_phase() >= kenv::boot_phase::VM_READY &&
+               kenv::vm_free_count() < kenv::vm_free_target()) {
+          Busy busy(this);
+          if (vm_->pageout(8) == 0) break;
+        }
+        kenv::tsleep(kenv::vm_pageout_chan(), "pgdaemon", 0);
+      }
+    }, /*daemon=*/true);
+    rt.spawn(h.ncpus - 1, "kmpoller", [this] {
+      for (;;) {
+        while (poll_kicks_ == 0) kenv::tsleep(&poll_chan_, "kmpoll", 0);
+        poll_kicks_ = 0;
+        Busy busy(this);
+        b_->poll();
+      }
+    }, /*daemon=*/true);
+    for (int cpu = 0; cpu < h.ncpus; cpu++)
+      rt.spawn(cpu, "cpu" + std::to_string(cpu),
+               [this, cpu, ops = streams[cpu]] { cpu_stream(cpu, ops); });
+    out = rt.run();
+    finish(out);
+    r.trace = rt.trace();
+  }
+  if (r.ok && !r.expected_misuse) {
+    out = rt.run_on_cpu0([this] { teardown(); });
+    finish(out);
+    if (r.ok) {
+      std::vector<std::string> leaks = kenv::page_source_teardown();
+      if (!leaks.empty()) {
+        r.ok = false;
+        r.title = "slabfuzz: leak: " + std::to_string(leaks.size()) +
+                  " chunks never returned to the page source";
+        for (const std::string& l : leaks) r.report += "  leaked " + l + "\n";
+      }
+    }
+  }
+  // Whatever happened, leave nothing behind for the next run.
+  kenv::page_source_teardown();
+  vm_.reset();
+  b_->reset();
+  kenv::boot_reset(kenv::boot_phase::RUNNING);
+  rt_ = nullptr;
+  return r;
+}
+
+}  // namespace
+
+Program effective_program(const Program& p, const TargetConfig& t) {
+  Program e = p;
+  if (t.mode) e.header.vm_mode = *t.mode == VmMode::kReserved ? 1 : 0;
+  e.header.reserve = static_cast<uint8_t>(std::max<int>(e.header.reserve, t.min_reserve));
+  e.header.boot_slabs = static_cast<uint8_t>(std::max<int>(e.header.boot_slabs, t.min_boot_slabs));
+  e.header.backend = static_cast<uint8_t>(e.header.backend % backend_names().size());
+  canonicalize(&e);
+  return e;
+}
+
+RunResult run_program(const Program& p, const HarnessOptions& o) {
+  Exec e(effective_program(p, o.target), o);
+  return e.run();
+}
+
+std::string crash_report(const Program& p, const RunResult& r) {
+  std::string s = r.title + "\n\n-- program --\n" + to_text(p);
+  if (!r.trace.empty()) {
+    s += "\n-- interleaving (last 60 events of " + std::to_string(r.trace.size()) + ") --\n";
+    size_t from = r.trace.size() > 60 ? r.trace.size() - 60 : 0;
+    for (size_t i = from; i < r.trace.size(); i++) s += r.trace[i] + "\n";
+  }
+  s += "\n-- state --\n" + r.report;
+  return s;
+}
+
+}  // namespace slabfuzz

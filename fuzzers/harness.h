@@ -1,0 +1,52 @@
+// harness.h - runs a program on the deterministic runtime against a backend and the
+// VM consumers, under the oracle, and says how it ended.
+//
+// Each CPU's operations (in program order) run as that CPU's kernel thread; the
+// pageout daemon and the allocator's poller run as daemons; the scheduler interleaves
+// them from the header's seed. Same program, same options: same interleaving, same
+// result. Between runs every piece of global state (page source, boot phase,
+// allocator registries) is reset, so runs do not influence each other.
+#ifndef SLABFUZZ_FUZZERS_HARNESS_H_
+#define SLABFUZZ_FUZZERS_HARNESS_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "allocator/kenv/runtime.h"
+#include "allocator/vm/vm.h"
+#include "fuzzers/program.h"
+
+namespace slabfuzz {
+
+// What a fuzz target pins, whatever the input says.
+struct TargetConfig {
+  std::optional<VmMode> mode;
+  int min_reserve = 0;
+  int min_boot_slabs = 0;
+};
+
+struct HarnessOptions {
+  TargetConfig target;
+  bool trace = false;      // record the interleaving (for reports)
+  int check_every = 4;     // full slab consistency check every N quiescent operations
+};
+
+struct RunResult {
+  bool ok = true;
+  std::string title;       // "slabfuzz: <check>: <detail>" when !ok
+  std::string report;      // the state at the failure
+  std::vector<std::string> trace;
+  uint64_t steps = 0;
+  bool expected_misuse = false;  // ended by a misuse the allocator rightly caught
+};
+
+// The program as the target runs it (pinned fields applied).
+Program effective_program(const Program& p, const TargetConfig& t);
+RunResult run_program(const Program& p, const HarnessOptions& o);
+// Title, program text, interleaving and state, as printed for a crash.
+std::string crash_report(const Program& p, const RunResult& r);
+
+}  // namespace slabfuzz
+
+#endif  // SLABFUZZ_FUZZERS_HARNESS_H_

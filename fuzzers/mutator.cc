@@ -1,0 +1,184 @@
+// mutator.cc - structure-aware mutation and crossover of programs (see mutator.h).
+#include "fuzzers/mutator.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace slabfuzz {
+
+namespace {
+
+// Opcode weights: allocation and free dominate, as in the kernel.
+struct Weighted {
+  OpCode op;
+  int weight;
+};
+const Weighted kWeights[] = {
+    {OpCode::kAlloc, 24},      {OpCode::kFree, 14},        {OpCode::kRemoteFree, 8},
+    {OpCode::kChurn, 4},       {OpCode::kPressure, 4},     {OpCode::kFailNext, 3},
+    {OpCode::kRelief, 3},      {OpCode::kBootAdvance, 3},  {OpCode::kVmFault, 8},
+    {OpCode::kVmUnmap, 3},     {OpCode::kPageout, 4},      {OpCode::kInterrupt, 5},
+    {OpCode::kPoll, 3},        {OpCode::kDrain, 3},        {OpCode::kZoneCreate, 2},
+    {OpCode::kZoneDestroy, 2}, {OpCode::kReserveChain, 3}, {OpCode::kMisuse, 1},
+};
+
+OpCode random_code(Rng& rng) {
+  int total = 0;
+  for (const Weighted& w : kWeights) total += w.weight;
+  int r = static_cast<int>(rng.below(static_cast<uint64_t>(total)));
+  for (const Weighted& w : kWeights) {
+    if (r < w.weight) return w.op;
+    r -= w.weight;
+  }
+  return OpCode::kAlloc;
+}
+
+// Small values are the interesting ones for counts and pages; sometimes anything.
+uint32_t random_value(Rng& rng) {
+  switch (rng.below(4)) {
+    case 0: return static_cast<uint32_t>(rng.below(8));
+    case 1: return static_cast<uint32_t>(rng.below(64));
+    case 2: return static_cast<uint32_t>(rng.below(4096));
+    default: return static_cast<uint32_t>(rng.next());
+  }
+}
+
+void fix(Program* p) {
+  canonicalize(p);
+}
+
+}  // namespace
+
+Op random_op(const Program& p, Rng& rng) {
+  Op op;
+  op.code = random_code(rng);
+  op.cpu = static_cast<uint8_t>(rng.below(p.header.ncpus));
+  op.a = static_cast<uint8_t>(rng.next());
+  op.b = static_cast<uint8_t>(random_value(rng));
+  op.c = random_value(rng);
+  Program tmp;
+  tmp.header = p.header;
+  tmp.ops.push_back(op);
+  canonicalize(&tmp);
+  return tmp.ops[0];
+}
+
+Program random_program(Rng& rng, size_t max_ops) {
+  uint8_t hb[kHeaderSize];
+  for (uint8_t& b : hb) b = static_cast<uint8_t>(rng.next());
+  Program p = decode(std::span<const uint8_t>(hb, kHeaderSize));
+  size_t n = 1 + rng.below(std::max<size_t>(1, max_ops));
+  for (size_t i = 0; i < n; i++) p.ops.push_back(random_op(p, rng));
+  return p;
+}
+
+void mutate_program(Program* p, Rng& rng, size_t max_ops) {
+  int rounds = 1 + static_cast<int>(rng.below(3));
+  for (int r = 0; r < rounds; r++) {
+    std::vector<Op>& ops = p->ops;
+    switch (rng.below(9)) {
+      case 0:  // insert a new record
+      case 1:
+        if (ops.size() < max_ops)
+          ops.insert(ops.begin() + static_cast<long>(rng.below(ops.size() + 1)), random_op(*p, rng));
+        break;
+      case 2:  // delete a record
+        if (!ops.empty()) ops.erase(ops.begin() + static_cast<long>(rng.below(ops.size())));
+        break;
+      case 3:  // duplicate a run of records
+        if (!ops.empty() && ops.size() < max_ops) {
+          size_t from = rng.below(ops.size());
+          size_t len = std::min<size_t>(1 + rng.below(4), ops.size() - from);
+          len = std::min(len, max_ops - ops.size());
+          std::vector<Op> run(ops.begin() + static_cast<long>(from),
+                              ops.begin() + static_cast<long>(from + len));
+          ops.insert(ops.begin() + static_cast<long>(rng.below(ops.size() + 1)), run.begin(),
+                     run.end());
+        }
+        break;
+      case 4:  // swap two records
+        if (ops.size() >= 2) std::swap(ops[rng.below(ops.size())], ops[rng.below(ops.size())]);
+        break;
+      case 5:  // move a record to another CPU
+        if (!ops.empty()) ops[rng.below(ops.size())].cpu = static_cast<uint8_t>(rng.below(p->header.ncpus));
+        break;
+      case 6:  // change one field of one record
+        if (!ops.empty()) {
+          Op& op = ops[rng.below(ops.size())];
+          switch (rng.below(4)) {
+            case 0: op.a = static_cast<uint8_t>(op.a + 1 + rng.below(3)); break;
+            case 1: op.b = static_cast<uint8_t>(rng.one_in(2) ? op.b + 1 : random_value(rng)); break;
+            case 2: op.c = rng.one_in(2) ? op.c + 1 : random_value(rng); break;
+            default: op.code = random_code(rng); break;
+          }
+        }
+        break;
+      case 7: {  // change one header field
+        Header& h = p->header;
+        switch (rng.below(8)) {
+          case 0: h.ncpus = static_cast<uint8_t>(1 + rng.below(kMaxCpus)); break;
+          case 1: h.budget = static_cast<uint8_t>(rng.next()); break;
+          case 2: h.boot_slabs = static_cast<uint8_t>(rng.below(4)); break;
+          case 3: h.reserve = static_cast<uint8_t>(rng.below(5)); break;
+          case 4: h.boot = h.boot == BootMode::kEarly ? BootMode::kRunning : BootMode::kEarly; break;
+          case 5: h.pct_depth = static_cast<uint8_t>(1 + rng.below(8)); break;
+          case 6: h.zone_sizes = static_cast<uint16_t>(rng.next()); h.nzones = static_cast<uint8_t>(1 + rng.below(kMaxTestZones)); break;
+          default: h.seed = static_cast<uint32_t>(rng.next()); break;
+        }
+        break;
+      }
+      default:  // reschedule: only the interleaving changes
+        p->header.seed = static_cast<uint32_t>(rng.next());
+        break;
+    }
+    fix(p);
+  }
+}
+
+Program crossover_programs(const Program& a, const Program& b, Rng& rng, size_t max_ops) {
+  Program c;
+  c.header = rng.one_in(2) ? a.header : b.header;
+  if (rng.one_in(2)) {
+    // Splice: a prefix of a, a suffix of b.
+    size_t ka = rng.below(a.ops.size() + 1);
+    size_t kb = rng.below(b.ops.size() + 1);
+    c.ops.assign(a.ops.begin(), a.ops.begin() + static_cast<long>(ka));
+    c.ops.insert(c.ops.end(), b.ops.begin() + static_cast<long>(kb), b.ops.end());
+  } else {
+    // Interleave: run the two streams side by side (often on different CPUs).
+    size_t i = 0, j = 0;
+    while (i < a.ops.size() || j < b.ops.size()) {
+      bool take_a = j >= b.ops.size() || (i < a.ops.size() && rng.one_in(2));
+      c.ops.push_back(take_a ? a.ops[i++] : b.ops[j++]);
+    }
+  }
+  if (c.ops.size() > max_ops) c.ops.resize(max_ops);
+  canonicalize(&c);
+  return c;
+}
+
+size_t mutate_bytes(uint8_t* data, size_t size, size_t max_size, uint64_t seed) {
+  Rng rng(seed);
+  if (max_size < kHeaderSize) return std::min(size, max_size);
+  size_t max_ops = std::min(kMaxOps, (max_size - kHeaderSize) / kRecordSize);
+  Program p = decode(std::span<const uint8_t>(data, size));
+  mutate_program(&p, rng, max_ops);
+  std::vector<uint8_t> out = encode(p);
+  memcpy(data, out.data(), out.size());
+  return out.size();
+}
+
+size_t crossover_bytes(const uint8_t* d1, size_t s1, const uint8_t* d2, size_t s2, uint8_t* out,
+                       size_t max_out, uint64_t seed) {
+  Rng rng(seed);
+  if (max_out < kHeaderSize) return 0;
+  size_t max_ops = std::min(kMaxOps, (max_out - kHeaderSize) / kRecordSize);
+  Program c = crossover_programs(decode(std::span<const uint8_t>(d1, s1)),
+                                 decode(std::span<const uint8_t>(d2, s2)), rng, max_ops);
+  std::vector<uint8_t> bytes = encode(c);
+  memcpy(out, bytes.data(), bytes.size());
+  return bytes.size();
+}
+
+}  // namespace slabfuzz

@@ -1,0 +1,132 @@
+// oracle.cc - the shadow model and its checks (see oracle.h).
+#include "fuzzers/oracle.h"
+
+#include <cstring>
+
+#include "allocator/kenv/kenv.h"
+#include "allocator/kenv/malloc.h"
+
+namespace slabfuzz {
+
+namespace {
+
+inline uint64_t pattern_word(uintptr_t addr, uint64_t serial, size_t i) {
+  return (addr + i * 8) * 0x9e3779b97f4a7c15ULL ^ serial;
+}
+
+void fill(void* obj, size_t size, uint64_t serial) {
+  auto* p = static_cast<unsigned char*>(obj);
+  auto addr = reinterpret_cast<uintptr_t>(obj);
+  size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t w = pattern_word(addr, serial, i / 8);
+    memcpy(p + i, &w, 8);
+  }
+  for (; i < size; i++) p[i] = static_cast<unsigned char>(serial + i);
+}
+
+}  // namespace
+
+void Oracle::set_zone(int zone, void* handle, size_t size, const std::string& name) {
+  Zone& z = zones_[zone];
+  z.handle = handle;
+  z.size = size;
+  z.name = name;
+  z.live = 0;
+}
+
+size_t Oracle::live_in_zone(int zone) const {
+  auto it = zones_.find(zone);
+  return it == zones_.end() ? 0 : it->second.live;
+}
+
+long Oracle::index_of(const void* addr) const {
+  auto it = by_addr_.find(reinterpret_cast<uintptr_t>(addr));
+  return it == by_addr_.end() ? -1 : static_cast<long>(it->second);
+}
+
+void Oracle::on_alloc(int zone, void* obj, int flags, int cpu) {
+  Zone& z = zones_.at(zone);
+  auto addr = reinterpret_cast<uintptr_t>(obj);
+  const char* zn = z.name.c_str();
+  if (addr % 16 != 0)
+    kenv::check_failed("alignment", "zone %s: object %p is not 16-byte aligned", zn, obj);
+  if (z.size >= 64 && addr % 64 != 0 && b_.name() == "kmalloc_obj")
+    kenv::check_failed("alignment", "zone %s: object %p is not cache-line aligned", zn, obj);
+  void* owner = b_.owner(obj);
+  if (owner != nullptr && owner != z.handle)
+    kenv::check_failed("wrong-zone", "zone %s handed out %p, which belongs to another zone", zn,
+                       obj);
+  // Overlap with the neighbours in address order.
+  auto next = by_addr_.lower_bound(addr);
+  if (next != by_addr_.end()) {
+    const LiveObject& n = live_[next->second];
+    if (n.addr == addr)
+      kenv::check_failed("double-allocation", "zone %s handed out live object %p again", zn, obj);
+    if (addr + z.size > n.addr)
+      kenv::check_failed("overlap", "zone %s: object %p overlaps live object %p of zone %s", zn,
+                         obj, reinterpret_cast<void*>(n.addr), zones_.at(n.zone).name.c_str());
+  }
+  if (next != by_addr_.begin()) {
+    const LiveObject& p = live_[std::prev(next)->second];
+    if (p.addr + p.size > addr)
+      kenv::check_failed("overlap", "zone %s: object %p overlaps live object %p of zone %s", zn,
+                         obj, reinterpret_cast<void*>(p.addr), zones_.at(p.zone).name.c_str());
+  }
+  if (flags & M_ZERO) {
+    const auto* b = static_cast<const unsigned char*>(obj);
+    for (size_t i = 0; i < z.size; i++)
+      if (b[i] != 0)
+        kenv::check_failed("m-zero", "zone %s: M_ZERO object %p has byte %zu = 0x%02x", zn, obj,
+                           i, b[i]);
+  }
+  LiveObject o{addr, zone, z.size, cpu, ++serial_};
+  fill(obj, z.size, o.serial);
+  by_addr_[addr] = live_.size();
+  live_.push_back(o);
+  z.live++;
+}
+
+void Oracle::check_content(const LiveObject& o) {
+  const auto* p = reinterpret_cast<const unsigned char*>(o.addr);
+  size_t i = 0;
+  for (; i + 8 <= o.size; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    if (w != pattern_word(o.addr, o.serial, i / 8))
+      kenv::check_failed("corruption", "zone %s: live object %p changed at offset %zu",
+                         zones_.at(o.zone).name.c_str(), reinterpret_cast<void*>(o.addr), i);
+  }
+  for (; i < o.size; i++)
+    if (p[i] != static_cast<unsigned char>(o.serial + i))
+      kenv::check_failed("corruption", "zone %s: live object %p changed at offset %zu",
+                         zones_.at(o.zone).name.c_str(), reinterpret_cast<void*>(o.addr), i);
+}
+
+LiveObject Oracle::take(size_t i) {
+  LiveObject o = live_[i];
+  check_content(o);
+  by_addr_.erase(o.addr);
+  if (i != live_.size() - 1) {
+    live_[i] = live_.back();
+    by_addr_[live_[i].addr] = i;
+  }
+  live_.pop_back();
+  zones_.at(o.zone).live--;
+  return o;
+}
+
+void Oracle::check_zone(int zone, bool compare_inuse) {
+  Zone& z = zones_.at(zone);
+  std::vector<std::string> problems = b_.check(z.handle);
+  if (!problems.empty())
+    kenv::check_failed("slab-consistency", "zone %s: %s", z.name.c_str(), problems[0].c_str());
+  if (compare_inuse) {
+    ZoneStats st = b_.stats(z.handle);
+    if (st.inuse != z.live)
+      kenv::check_failed("stats-mismatch", "zone %s: allocator counts %llu live objects, shadow %zu",
+                         z.name.c_str(), static_cast<unsigned long long>(st.inuse), z.live);
+  }
+}
+
+}  // namespace slabfuzz

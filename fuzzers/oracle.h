@@ -1,0 +1,72 @@
+// oracle.h - the shadow model of every live object, and the checks that must hold
+// whatever the program and the interleaving: no two live objects overlap; every
+// object is aligned and belongs to the zone it came from; M_ZERO objects are zero;
+// content written at allocation is intact at free. A violation ends the run through
+// kenv::check_failed with a stable title "slabfuzz: <check>: <detail>".
+//
+// Used by the fuzz harness, the replay tests and the stress drivers (one oracle).
+// Not thread-safe: the deterministic runtime runs one fiber at a time; stress
+// drivers keep one Oracle per thread.
+#ifndef SLABFUZZ_FUZZERS_ORACLE_H_
+#define SLABFUZZ_FUZZERS_ORACLE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "allocator/backend/backend.h"
+
+namespace slabfuzz {
+
+struct LiveObject {
+  uintptr_t addr = 0;
+  int zone = 0;
+  size_t size = 0;
+  int cpu = 0;
+  uint64_t serial = 0;
+};
+
+class Oracle {
+ public:
+  explicit Oracle(Backend& backend) : b_(backend) {}
+
+  // Zone slot `zone` is the backend zone `handle` with objects of `size` bytes.
+  void set_zone(int zone, void* handle, size_t size, const std::string& name);
+  void* zone_handle(int zone) const { return zones_.at(zone).handle; }
+  const std::string& zone_name(int zone) const { return zones_.at(zone).name; }
+  size_t zone_size(int zone) const { return zones_.at(zone).size; }
+
+  // A fresh object from zone: checks and records it, then writes its pattern.
+  void on_alloc(int zone, void* obj, int flags, int cpu);
+  // Removes live object i (content checked) and returns it; the caller frees it.
+  LiveObject take(size_t i);
+  size_t live_count() const { return live_.size(); }
+  const LiveObject& live(size_t i) const { return live_[i]; }
+  size_t live_in_zone(int zone) const;
+  // The index of the live object at addr, or -1 (another thread may have freed it).
+  long index_of(const void* addr) const;
+
+  // Backend invariants and counters (quiescent points only).
+  void check_zone(int zone, bool compare_inuse);
+
+ private:
+  struct Zone {
+    void* handle = nullptr;
+    size_t size = 0;
+    std::string name;
+    size_t live = 0;
+  };
+  void check_content(const LiveObject& o);
+
+  Backend& b_;
+  std::map<int, Zone> zones_;
+  std::vector<LiveObject> live_;
+  std::map<uintptr_t, size_t> by_addr_;  // addr -> index in live_
+  uint64_t serial_ = 0;
+};
+
+}  // namespace slabfuzz
+
+#endif  // SLABFUZZ_FUZZERS_ORACLE_H_

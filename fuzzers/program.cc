@@ -1,0 +1,395 @@
+// program.cc - decoding, encoding and the text form of programs (see program.h).
+#include "fuzzers/program.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <cerrno>
+#include <cstring>
+#include <algorithm>
+#include <sstream>
+
+#include "allocator/kenv/malloc.h"
+
+namespace slabfuzz {
+
+namespace {
+
+const char* const kOpNames[] = {
+    "alloc",  "free",      "remote_free", "churn",     "pressure",     "fail_next",
+    "relief", "boot_next", "vm_fault",    "vm_unmap",  "pageout",      "interrupt",
+    "poll",   "drain",     "zone_create", "zone_destroy", "reserve_chain", "misuse",
+};
+static_assert(sizeof(kOpNames) / sizeof(kOpNames[0]) == static_cast<size_t>(OpCode::kNumOps));
+
+struct FlagSet {
+  int flags;
+  const char* name;
+};
+const FlagSet kFlagSets[kNumFlagSets] = {
+    {M_WAITOK, "M_WAITOK"},
+    {M_WAITOK | M_ZERO, "M_WAITOK|M_ZERO"},
+    {M_NOWAIT, "M_NOWAIT"},
+    {M_NOWAIT | M_ZERO, "M_NOWAIT|M_ZERO"},
+    {M_RNOWAIT | M_NULLOK, "M_RNOWAIT|M_NULLOK"},
+    {M_SYSWAIT, "M_SYSWAIT"},
+    {M_INTNOWAIT, "M_INTNOWAIT"},
+    {M_RNOWAIT | M_NULLOK | M_ZERO, "M_RNOWAIT|M_NULLOK|M_ZERO"},
+};
+
+const size_t kSizeClasses[kNumSizeClasses] = {16, 64, 100, 192, 256, 640, 1024, 4096};
+
+// Which fields each operation uses, for the text form: names of a, b, c or nullptr.
+struct Fields {
+  const char* a;
+  const char* b;
+  const char* c;
+};
+Fields fields_of(OpCode op) {
+  switch (op) {
+    case OpCode::kAlloc: return {"zone", "flags", nullptr};
+    case OpCode::kFree: return {nullptr, nullptr, "handle"};
+    case OpCode::kRemoteFree: return {nullptr, nullptr, "handle"};
+    case OpCode::kChurn: return {"zone", "count", nullptr};
+    case OpCode::kPressure: return {nullptr, nullptr, "pages"};
+    case OpCode::kFailNext: return {nullptr, "count", nullptr};
+    case OpCode::kRelief: return {nullptr, nullptr, "pages"};
+    case OpCode::kBootAdvance: return {nullptr, nullptr, nullptr};
+    case OpCode::kVmFault: return {nullptr, "flags", nullptr};
+    case OpCode::kVmUnmap: return {nullptr, nullptr, nullptr};
+    case OpCode::kPageout: return {nullptr, "count", nullptr};
+    case OpCode::kInterrupt: return {"target", "count", "zone"};
+    case OpCode::kPoll: return {nullptr, nullptr, nullptr};
+    case OpCode::kDrain: return {"zone", nullptr, nullptr};
+    case OpCode::kZoneCreate: return {"zone", "size", nullptr};
+    case OpCode::kZoneDestroy: return {"zone", nullptr, nullptr};
+    case OpCode::kReserveChain: return {"zone", "count", nullptr};
+    case OpCode::kMisuse: return {"kind", nullptr, "handle"};
+    case OpCode::kNumOps: break;
+  }
+  return {nullptr, nullptr, nullptr};
+}
+
+void canonicalize_op(Op* op, const Header& h, int nzones) {
+  op->code = static_cast<OpCode>(static_cast<uint8_t>(op->code) %
+                                 static_cast<uint8_t>(OpCode::kNumOps));
+  op->cpu %= h.ncpus;
+  Fields f = fields_of(op->code);
+  // Fields an operation does not use are zero, so that equal programs are equal bytes.
+  if (!f.a) op->a = 0;
+  if (!f.b) op->b = 0;
+  if (!f.c) op->c = 0;
+  switch (op->code) {
+    case OpCode::kAlloc:
+      op->a %= nzones;
+      op->b %= kNumFlagSets;
+      break;
+    case OpCode::kChurn:
+    case OpCode::kReserveChain:
+      op->a %= nzones;
+      op->b %= 32;
+      break;
+    case OpCode::kFailNext:
+      op->b %= 8;
+      break;
+    case OpCode::kPressure:
+    case OpCode::kRelief:
+      op->c %= static_cast<uint32_t>(h.budget_pages() + 1);
+      break;
+    case OpCode::kVmFault:
+      op->b %= kNumFlagSets;
+      break;
+    case OpCode::kPageout:
+      op->b %= 64;
+      break;
+    case OpCode::kInterrupt:
+      op->a %= h.ncpus;
+      op->b %= 16;
+      op->c %= static_cast<uint32_t>(nzones);
+      break;
+    case OpCode::kDrain:
+      op->a %= nzones;
+      break;
+    case OpCode::kZoneCreate:
+      op->a %= h.nzones;
+      op->b %= kNumSizeClasses;
+      break;
+    case OpCode::kZoneDestroy:
+      op->a %= h.nzones;
+      break;
+    case OpCode::kMisuse:
+      op->a %= 4;
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+const char* op_name(OpCode op) {
+  auto i = static_cast<size_t>(op);
+  return i < static_cast<size_t>(OpCode::kNumOps) ? kOpNames[i] : "?";
+}
+
+int flag_set(int index) { return kFlagSets[index % kNumFlagSets].flags; }
+const char* flag_set_name(int index) { return kFlagSets[index % kNumFlagSets].name; }
+size_t size_class(int index) { return kSizeClasses[index % kNumSizeClasses]; }
+
+void canonicalize(Program* p) {
+  Header& h = p->header;
+  // Idempotent: values already in range stay as they are.
+  h.vm_mode %= 2;
+  if (h.ncpus < 1 || h.ncpus > kMaxCpus) h.ncpus = static_cast<uint8_t>(h.ncpus % kMaxCpus + 1);
+  h.boot_slabs %= 4;
+  h.reserve %= 5;
+  h.boot = static_cast<BootMode>(static_cast<uint8_t>(h.boot) % 2);
+  if (h.pct_depth < 1 || h.pct_depth > 8) h.pct_depth = static_cast<uint8_t>(h.pct_depth % 8 + 1);
+  if (h.nzones < 1 || h.nzones > kMaxTestZones)
+    h.nzones = static_cast<uint8_t>(h.nzones % kMaxTestZones + 1);
+  h.zone_sizes &= static_cast<uint16_t>(0x7777u & ((1u << (4 * h.nzones)) - 1));
+  if (p->ops.size() > kMaxOps) p->ops.resize(kMaxOps);
+  for (Op& op : p->ops) canonicalize_op(&op, h, p->num_zones());
+}
+
+Program decode(std::span<const uint8_t> bytes) {
+  Program p;
+  uint8_t hb[kHeaderSize] = {};
+  memcpy(hb, bytes.data(), std::min(bytes.size(), kHeaderSize));
+  Header& h = p.header;
+  h.backend = hb[0];
+  h.vm_mode = hb[1];
+  h.ncpus = static_cast<uint8_t>(hb[2] % kMaxCpus + 1);
+  h.budget = hb[3];
+  h.boot_slabs = hb[4];
+  h.reserve = hb[5];
+  h.boot = static_cast<BootMode>(hb[6]);
+  h.pct_depth = static_cast<uint8_t>(hb[7] % 8 + 1);
+  memcpy(&h.seed, hb + 8, 4);
+  h.nzones = static_cast<uint8_t>(hb[12] % kMaxTestZones + 1);
+  memcpy(&h.zone_sizes, hb + 13, 2);
+  // hb[15] is reserved
+  if (bytes.size() > kHeaderSize) {
+    size_t n = std::min((bytes.size() - kHeaderSize) / kRecordSize, kMaxOps);
+    p.ops.resize(n);
+    for (size_t i = 0; i < n; i++) {
+      const uint8_t* r = bytes.data() + kHeaderSize + i * kRecordSize;
+      Op& op = p.ops[i];
+      op.code = static_cast<OpCode>(r[0]);
+      op.cpu = r[1];
+      op.a = r[2];
+      op.b = r[3];
+      memcpy(&op.c, r + 4, 4);
+    }
+  }
+  canonicalize(&p);
+  return p;
+}
+
+std::vector<uint8_t> encode(const Program& p) {
+  std::vector<uint8_t> out(kHeaderSize + p.ops.size() * kRecordSize, 0);
+  const Header& h = p.header;
+  out[0] = h.backend;
+  out[1] = h.vm_mode;
+  out[2] = static_cast<uint8_t>(h.ncpus - 1);
+  out[3] = h.budget;
+  out[4] = h.boot_slabs;
+  out[5] = h.reserve;
+  out[6] = static_cast<uint8_t>(h.boot);
+  out[7] = static_cast<uint8_t>(h.pct_depth - 1);
+  memcpy(&out[8], &h.seed, 4);
+  out[12] = static_cast<uint8_t>(h.nzones - 1);
+  memcpy(&out[13], &h.zone_sizes, 2);
+  for (size_t i = 0; i < p.ops.size(); i++) {
+    uint8_t* r = &out[kHeaderSize + i * kRecordSize];
+    const Op& op = p.ops[i];
+    r[0] = static_cast<uint8_t>(op.code);
+    r[1] = op.cpu;
+    r[2] = op.a;
+    r[3] = op.b;
+    memcpy(r + 4, &op.c, 4);
+  }
+  return out;
+}
+
+std::string to_text(const Program& p) {
+  const Header& h = p.header;
+  char buf[512];
+  std::string zones;
+  for (int i = 0; i < h.nzones; i++) {
+    if (i) zones += ",";
+    zones += std::to_string(size_class(h.zone_size_class(i)));
+  }
+  snprintf(buf, sizeof(buf),
+           "config backend=%u mode=%s cpus=%u budget=%u boot_slabs=%u reserve=%u boot=%s "
+           "seed=0x%08" PRIx32 " depth=%u zones=%s\n",
+           h.backend, h.vm_mode ? "reserved" : "naive", h.ncpus, h.budget, h.boot_slabs,
+           h.reserve, h.boot == BootMode::kEarly ? "early" : "running", h.seed, h.pct_depth,
+           zones.c_str());
+  std::string out = buf;
+  for (const Op& op : p.ops) {
+    Fields f = fields_of(op.code);
+    snprintf(buf, sizeof(buf), "cpu%u %s", op.cpu, op_name(op.code));
+    out += buf;
+    if (f.a) {
+      snprintf(buf, sizeof(buf), " %s=%u", f.a, op.a);
+      out += buf;
+    }
+    if (f.b) {
+      if (std::string(f.b) == "flags")
+        snprintf(buf, sizeof(buf), " flags=%s", flag_set_name(op.b));
+      else if (std::string(f.b) == "size")
+        snprintf(buf, sizeof(buf), " size=%zu", size_class(op.b));
+      else
+        snprintf(buf, sizeof(buf), " %s=%u", f.b, op.b);
+      out += buf;
+    }
+    if (f.c) {
+      snprintf(buf, sizeof(buf), " %s=%" PRIu32, f.c, op.c);
+      out += buf;
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+namespace {
+
+bool parse_uint(const std::string& s, uint64_t* v) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long x = strtoull(s.c_str(), &end, 0);
+  if (errno != 0 || *end != '\0') return false;
+  *v = x;
+  return true;
+}
+
+int find_size_class(uint64_t bytes) {
+  for (int i = 0; i < kNumSizeClasses; i++)
+    if (kSizeClasses[i] == bytes) return i;
+  return -1;
+}
+
+int find_flag_set(const std::string& name) {
+  for (int i = 0; i < kNumFlagSets; i++)
+    if (name == kFlagSets[i].name) return i;
+  return -1;
+}
+
+}  // namespace
+
+std::optional<Program> parse_text(const std::string& text, std::string* error) {
+  Program p;
+  std::istringstream in(text);
+  std::string line;
+  int lineno = 0;
+  bool have_config = false;
+  auto fail = [&](const std::string& msg) {
+    *error = "line " + std::to_string(lineno) + ": " + msg;
+    return std::nullopt;
+  };
+  while (std::getline(in, line)) {
+    lineno++;
+    size_t hash = line.find('#');
+    if (hash != std::string::npos) line.resize(hash);
+    std::istringstream words(line);
+    std::string verb;
+    if (!(words >> verb)) continue;
+    std::string opname;
+    if (verb.rfind("cpu", 0) == 0 && !(words >> opname)) return fail("missing operation");
+    std::vector<std::pair<std::string, std::string>> kv;
+    std::string w;
+    while (words >> w) {
+      size_t eq = w.find('=');
+      if (eq == std::string::npos) return fail("expected key=value, got '" + w + "'");
+      kv.emplace_back(w.substr(0, eq), w.substr(eq + 1));
+    }
+    if (verb == "config") {
+      if (have_config || !p.ops.empty()) return fail("config must come first, once");
+      have_config = true;
+      Header& h = p.header;
+      for (auto& [k, v] : kv) {
+        uint64_t n = 0;
+        if (k == "mode") {
+          if (v == "naive") h.vm_mode = 0;
+          else if (v == "reserved") h.vm_mode = 1;
+          else return fail("mode must be naive or reserved");
+        } else if (k == "boot") {
+          if (v == "early") h.boot = BootMode::kEarly;
+          else if (v == "running") h.boot = BootMode::kRunning;
+          else return fail("boot must be early or running");
+        } else if (k == "zones") {
+          std::istringstream zs(v);
+          std::string z;
+          int i = 0;
+          h.zone_sizes = 0;
+          while (std::getline(zs, z, ',')) {
+            int sc = parse_uint(z, &n) ? find_size_class(n) : -1;
+            if (sc < 0 || i >= kMaxTestZones)
+              return fail("zones: sizes from 16,64,100,192,256,640,1024,4096, at most 4");
+            h.zone_sizes = static_cast<uint16_t>(h.zone_sizes | (sc << (4 * i)));
+            i++;
+          }
+          if (i == 0) return fail("zones: at least one");
+          h.nzones = static_cast<uint8_t>(i);
+        } else {
+          if (!parse_uint(v, &n)) return fail("bad number '" + v + "' for " + k);
+          if (k == "backend" && n < 256) h.backend = static_cast<uint8_t>(n);
+          else if (k == "cpus" && n >= 1 && n <= kMaxCpus) h.ncpus = static_cast<uint8_t>(n);
+          else if (k == "budget" && n < 256) h.budget = static_cast<uint8_t>(n);
+          else if (k == "boot_slabs" && n < 4) h.boot_slabs = static_cast<uint8_t>(n);
+          else if (k == "reserve" && n < 5) h.reserve = static_cast<uint8_t>(n);
+          else if (k == "seed" && n <= UINT32_MAX) h.seed = static_cast<uint32_t>(n);
+          else if (k == "depth" && n >= 1 && n <= 8) h.pct_depth = static_cast<uint8_t>(n);
+          else return fail("unknown or out-of-range config key " + k + "=" + v);
+        }
+      }
+      continue;
+    }
+    if (!have_config) return fail("the config line must come first");
+    if (verb.rfind("cpu", 0) != 0) return fail("expected 'config' or 'cpuN operation'");
+    uint64_t cpu = 0;
+    if (!parse_uint(verb.substr(3), &cpu) || cpu >= p.header.ncpus)
+      return fail("bad cpu '" + verb + "' (config cpus=" + std::to_string(p.header.ncpus) + ")");
+    int code = -1;
+    for (int i = 0; i < static_cast<int>(OpCode::kNumOps); i++)
+      if (opname == kOpNames[i]) code = i;
+    if (code < 0) return fail("unknown operation '" + opname + "'");
+    if (p.ops.size() >= kMaxOps) return fail("more than " + std::to_string(kMaxOps) + " operations");
+    Op op;
+    op.code = static_cast<OpCode>(code);
+    op.cpu = static_cast<uint8_t>(cpu);
+    Fields f = fields_of(op.code);
+    for (auto& [k, v] : kv) {
+      uint64_t n = 0;
+      if (f.b && k == f.b && k == "flags") {
+        int fs = find_flag_set(v);
+        if (fs < 0) return fail("unknown flags '" + v + "'");
+        op.b = static_cast<uint8_t>(fs);
+        continue;
+      }
+      if (!parse_uint(v, &n)) return fail("bad number '" + v + "' for " + k);
+      if (f.b && k == f.b && k == "size") {
+        int sc = find_size_class(n);
+        if (sc < 0) return fail("size must be one of 16,64,100,192,256,640,1024,4096");
+        op.b = static_cast<uint8_t>(sc);
+      } else if (f.a && k == f.a && n < 256) {
+        op.a = static_cast<uint8_t>(n);
+      } else if (f.b && k == f.b && n < 256) {
+        op.b = static_cast<uint8_t>(n);
+      } else if (f.c && k == f.c && n <= UINT32_MAX) {
+        op.c = static_cast<uint32_t>(n);
+      } else {
+        return fail(std::string("operation ") + opname + " takes no " + k + "=" + v);
+      }
+    }
+    Op canon = op;
+    canonicalize_op(&canon, p.header, p.num_zones());
+    if (!(canon == op)) return fail(std::string("value out of range in ") + opname);
+    p.ops.push_back(op);
+  }
+  if (!have_config) return fail("no config line");
+  return p;
+}
+
+}  // namespace slabfuzz

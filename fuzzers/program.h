@@ -1,0 +1,114 @@
+// program.h - a slabfuzz program as data: a header and a sequence of operations,
+// each bound to a virtual CPU. One decoder, one encoder, one text form.
+//
+// Binary encoding: a 16-byte header, then 8-byte records. Every byte string decodes
+// to a valid program: values are taken modulo their range, a trailing partial record
+// is dropped, handles are resolved modulo the live set when the program runs (like
+// syzkaller resources), and at most kMaxOps records are read. encode(decode(b)) is
+// the canonical form of b, and decode(encode(p)) == p for every decoded p.
+//
+// Text form: one line per operation, "cpuN verb key=value ...", after a "config"
+// line; parse_text(to_text(p)) == p, and hand-written programs parse the same way.
+#ifndef SLABFUZZ_FUZZERS_PROGRAM_H_
+#define SLABFUZZ_FUZZERS_PROGRAM_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace slabfuzz {
+
+inline constexpr size_t kHeaderSize = 16;
+inline constexpr size_t kRecordSize = 8;
+inline constexpr size_t kMaxOps = 256;
+inline constexpr int kMaxCpus = 4;
+inline constexpr int kMaxTestZones = 4;
+inline constexpr int kVmZones = 3;  // PV ENTRY, MAP ENTRY, SWAPMETA
+
+enum class OpCode : uint8_t {
+  kAlloc,         // zone, flags
+  kFree,          // handle (any live object)
+  kRemoteFree,    // handle among objects allocated on another CPU
+  kChurn,         // zone, count: alloc, use, free
+  kPressure,      // pages withheld
+  kFailNext,      // next n non-blocking page requests fail
+  kRelief,        // pages given back
+  kBootAdvance,   // next boot phase
+  kVmFault,       // a user page fault: page + PV entry (+ MAP entry)
+  kVmUnmap,       // unmap a user page
+  kPageout,       // page out n pages (SWAPMETA)
+  kInterrupt,     // on CPU target: n M_INTNOWAIT allocations from zone
+  kPoll,          // the poller retires surplus slabs
+  kDrain,         // drain this CPU's slabs of zone
+  kZoneCreate,    // (re)create test zone with a size class
+  kZoneDestroy,   // free a test zone's objects and destroy it
+  kReserveChain,  // n M_NOWAIT (reserve) allocations in a row from zone
+  kMisuse,        // kind: double free, wrong zone, interior, foreign pointer; the
+                  // allocator must panic with the matching message (ends the run)
+  kNumOps,
+};
+
+const char* op_name(OpCode op);
+
+// Allocation flags an alloc operation may carry (index into a fixed table).
+inline constexpr int kNumFlagSets = 8;
+int flag_set(int index);
+const char* flag_set_name(int index);
+
+// Object sizes of test zones (index into a fixed table).
+inline constexpr int kNumSizeClasses = 8;
+size_t size_class(int index);
+
+struct Op {
+  OpCode code = OpCode::kAlloc;
+  uint8_t cpu = 0;
+  uint8_t a = 0;   // zone / target cpu / size class
+  uint8_t b = 0;   // flags index / count
+  uint32_t c = 0;  // handle / pages
+  bool operator==(const Op&) const = default;
+};
+
+enum class BootMode : uint8_t { kRunning = 0, kEarly = 1 };
+
+struct Header {
+  uint8_t backend = 0;       // index into backend_names()
+  uint8_t vm_mode = 1;       // 0 naive, 1 reserved
+  uint8_t ncpus = 2;         // 1..kMaxCpus
+  uint8_t budget = 16;       // pages = 512 + 32 * budget
+  uint8_t boot_slabs = 1;    // 0..3
+  uint8_t reserve = 2;       // 0..4
+  BootMode boot = BootMode::kRunning;
+  uint8_t pct_depth = 3;     // 1..8
+  uint32_t seed = 0;         // scheduling
+  uint8_t nzones = 2;        // test zones, 1..kMaxTestZones
+  uint16_t zone_sizes = 0x0031;  // size class of test zone i in nibble i
+  bool operator==(const Header&) const = default;
+  size_t budget_pages() const { return 512 + 32 * static_cast<size_t>(budget); }
+  int zone_size_class(int i) const { return (zone_sizes >> (4 * i)) & 0x7; }
+};
+
+struct Program {
+  Header header;
+  std::vector<Op> ops;
+  bool operator==(const Program&) const = default;
+  // Zones an operation can name: the VM's three, then the test zones.
+  int num_zones() const { return kVmZones + header.nzones; }
+};
+
+// Never fails: every byte string is a program.
+Program decode(std::span<const uint8_t> bytes);
+std::vector<uint8_t> encode(const Program& p);
+
+std::string to_text(const Program& p);
+// Parses the text form; on error returns nullopt and sets *error ("line N: ...").
+std::optional<Program> parse_text(const std::string& text, std::string* error);
+
+// Clamps every field into range (what decode does to raw bytes).
+void canonicalize(Program* p);
+
+}  // namespace slabfuzz
+
+#endif  // SLABFUZZ_FUZZERS_PROGRAM_H_

@@ -1,0 +1,133 @@
+// program_test.cc - every byte string decodes; encode/decode and the text form round
+// trip; malformed text is rejected with the line; the mutator never produces a
+// program that does not decode to itself, nor one over the size limit.
+#include "fuzzers/program.h"
+
+#include <string>
+#include <vector>
+
+#include "fuzzers/mutator.h"
+#include "gtest/gtest.h"
+
+namespace slabfuzz {
+namespace {
+
+std::vector<uint8_t> RandomBytes(Rng& rng, size_t max) {
+  std::vector<uint8_t> b(rng.below(max + 1));
+  for (uint8_t& x : b) x = static_cast<uint8_t>(rng.next());
+  return b;
+}
+
+TEST(Program, EveryByteStringDecodesAndRoundTrips) {
+  Rng rng(1);
+  for (int i = 0; i < 20000; i++) {
+    std::vector<uint8_t> bytes = RandomBytes(rng, 600);
+    Program p = decode(bytes);
+    ASSERT_LE(p.ops.size(), kMaxOps);
+    std::vector<uint8_t> canon = encode(p);
+    EXPECT_EQ(decode(canon), p);
+    EXPECT_EQ(encode(decode(canon)), canon);
+    for (const Op& op : p.ops) {
+      ASSERT_LT(op.cpu, p.header.ncpus);
+      ASSERT_LT(static_cast<int>(op.code), static_cast<int>(OpCode::kNumOps));
+    }
+  }
+}
+
+TEST(Program, TextFormRoundTrips) {
+  Rng rng(2);
+  for (int i = 0; i < 3000; i++) {
+    Program p = random_program(rng, 40);
+    std::string text = to_text(p);
+    std::string err;
+    auto back = parse_text(text, &err);
+    ASSERT_TRUE(back.has_value()) << err << "\n" << text;
+    EXPECT_EQ(*back, p) << text;
+  }
+}
+
+TEST(Program, HandWrittenTextParses) {
+  std::string err;
+  auto p = parse_text(
+      "# a comment\n"
+      "config mode=naive cpus=3 boot=early zones=64,4096 seed=7\n"
+      "cpu2 alloc zone=4 flags=M_NOWAIT|M_ZERO   # trailing comment\n"
+      "cpu0 interrupt target=1 count=3 zone=0\n"
+      "cpu1 zone_create zone=1 size=640\n",
+      &err);
+  ASSERT_TRUE(p.has_value()) << err;
+  EXPECT_EQ(p->header.ncpus, 3);
+  EXPECT_EQ(p->header.vm_mode, 0);
+  EXPECT_EQ(p->header.boot, BootMode::kEarly);
+  EXPECT_EQ(p->header.nzones, 2);
+  EXPECT_EQ(size_class(p->header.zone_size_class(1)), 4096u);
+  ASSERT_EQ(p->ops.size(), 3u);
+  EXPECT_EQ(p->ops[0].code, OpCode::kAlloc);
+  EXPECT_EQ(p->ops[0].cpu, 2);
+  EXPECT_EQ(std::string(flag_set_name(p->ops[0].b)), "M_NOWAIT|M_ZERO");
+  EXPECT_EQ(size_class(p->ops[2].b), 640u);
+}
+
+TEST(Program, MalformedTextIsRejectedWithItsLine) {
+  struct Case {
+    const char* text;
+    const char* error;
+  } cases[] = {
+      {"cpu0 alloc zone=0\n", "line 1: the config line must come first"},
+      {"config cpus=2\ncpu5 alloc zone=0\n", "line 2: bad cpu 'cpu5' (config cpus=2)"},
+      {"config\ncpu0 frobnicate\n", "line 2: unknown operation 'frobnicate'"},
+      {"config\ncpu0 alloc zone=0 flags=M_SOMETIMES\n", "line 2: unknown flags 'M_SOMETIMES'"},
+      {"config\ncpu0 alloc zone=99\n", "line 2: value out of range in alloc"},
+      {"config\ncpu0 free pages=3\n", "line 2: operation free takes no pages=3"},
+      {"config mode=lazy\n", "line 1: mode must be naive or reserved"},
+      {"", "line 0: no config line"},
+  };
+  for (const Case& c : cases) {
+    std::string err;
+    EXPECT_FALSE(parse_text(c.text, &err).has_value()) << c.text;
+    EXPECT_EQ(err, c.error) << c.text;
+  }
+}
+
+TEST(Mutator, OutputAlwaysDecodesToItselfAndFits) {
+  Rng rng(3);
+  for (int i = 0; i < 20000; i++) {
+    std::vector<uint8_t> buf = RandomBytes(rng, 400);
+    size_t max = kHeaderSize + kRecordSize * (1 + rng.below(80));
+    buf.resize(std::max(buf.size(), max));
+    size_t in = std::min<size_t>(rng.below(400), max);
+    size_t n = mutate_bytes(buf.data(), in, max, rng.next());
+    ASSERT_LE(n, max);
+    std::vector<uint8_t> out(buf.begin(), buf.begin() + static_cast<long>(n));
+    EXPECT_EQ(encode(decode(out)), out);
+  }
+}
+
+TEST(Mutator, CrossoverAlwaysDecodesAndFits) {
+  Rng rng(4);
+  for (int i = 0; i < 5000; i++) {
+    std::vector<uint8_t> a = encode(random_program(rng, 30));
+    std::vector<uint8_t> b = encode(random_program(rng, 30));
+    std::vector<uint8_t> out(kHeaderSize + kRecordSize * 40);
+    size_t n = crossover_bytes(a.data(), a.size(), b.data(), b.size(), out.data(), out.size(),
+                               rng.next());
+    ASSERT_LE(n, out.size());
+    out.resize(n);
+    EXPECT_EQ(encode(decode(out)), out);
+  }
+}
+
+TEST(Mutator, ReachesEveryOperation) {
+  Rng rng(5);
+  Program p;
+  std::vector<int> seen(static_cast<int>(OpCode::kNumOps));
+  for (int i = 0; i < 5000; i++) {
+    mutate_program(&p, rng, 64);
+    for (const Op& op : p.ops) seen[static_cast<int>(op.code)]++;
+  }
+  for (int i = 0; i < static_cast<int>(OpCode::kNumOps); i++)
+    EXPECT_GT(seen[i], 0) << op_name(static_cast<OpCode>(i));
+}
+
+}  // namespace
+}  // namespace slabfuzz

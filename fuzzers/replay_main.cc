@@ -1,0 +1,122 @@
+// replay_main.cc - runs programs without a fuzzing engine: the replay test of a
+// fuzzer's corpus, and the way to reproduce or read a crash in any configuration.
+//
+//   replay [--print] [--expect-crash=TITLE] FILE_OR_DIR...
+//
+// A file is a program in binary form, or in text form if it ends in ".txt". Exit 0
+// when every program ran clean (or, with --expect-crash, each ended with that title);
+// 1 on a crash (its report is printed, title first); 2 on bad usage or unreadable input.
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fuzzers/harness.h"
+#include "fuzzers/target.h"
+
+using namespace slabfuzz;
+
+namespace {
+
+bool load(const std::string& path, Program* p, std::string* err) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *err = "cannot read " + path;
+    return false;
+  }
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (path.size() > 4 && path.compare(path.size() - 4, 4, ".txt") == 0) {
+    std::string perr;
+    auto parsed = parse_text(bytes, &perr);
+    if (!parsed) {
+      *err = path + ": " + perr;
+      return false;
+    }
+    *p = *parsed;
+  } else {
+    *p = decode(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                         bytes.size()));
+  }
+  return true;
+}
+
+void collect(const std::string& path, std::vector<std::string>* files) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    files->push_back(path);  // reported as unreadable
+    return;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    files->push_back(path);
+    return;
+  }
+  DIR* d = opendir(path.c_str());
+  if (!d) return;
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d))
+    if (e->d_name[0] != '.') names.push_back(path + "/" + e->d_name);
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const std::string& n : names) collect(n, files);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool print = false;
+  std::string expect;
+  std::vector<std::string> files;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--print") print = true;
+    else if (a.rfind("--expect-crash=", 0) == 0) expect = a.substr(15);
+    else if (a == "-h" || a == "--help") {
+      printf("usage: %s [--print] [--expect-crash=TITLE] FILE_OR_DIR...\n", argv[0]);
+      return 0;
+    } else if (a.rfind("--", 0) == 0) {
+      fprintf(stderr, "replay: unknown option %s\n", a.c_str());
+      return 2;
+    } else collect(a, &files);
+  }
+  if (files.empty()) {
+    fprintf(stderr, "replay: no input (usage: replay [--print] FILE_OR_DIR...)\n");
+    return 2;
+  }
+  HarnessOptions o;
+  o.target = target_config();
+  int ran = 0;
+  for (const std::string& f : files) {
+    Program p;
+    std::string err;
+    if (!load(f, &p, &err)) {
+      fprintf(stderr, "replay: %s\n", err.c_str());
+      return 2;
+    }
+    if (print) printf("# %s\n%s", f.c_str(), to_text(effective_program(p, o.target)).c_str());
+    RunResult r = run_program(p, o);
+    ran++;
+    if (!expect.empty()) {
+      if (r.ok || r.title != expect) {
+        fprintf(stderr, "replay: %s: expected '%s', got '%s'\n", f.c_str(), expect.c_str(),
+                r.ok ? "no crash" : r.title.c_str());
+        return 1;
+      }
+      continue;
+    }
+    if (!r.ok) {
+      o.trace = true;
+      RunResult again = run_program(p, o);
+      fprintf(stderr, "%s\n(input: %s)\n", crash_report(effective_program(p, o.target), again).c_str(),
+              f.c_str());
+      return 1;
+    }
+  }
+  printf("replay: %d programs on %s: %d passed, 0 failed\n", ran, target_name(), ran);
+  return 0;
+}

@@ -1,0 +1,35 @@
+// target.h - the configuration a fuzz target pins, chosen at compile time:
+//   -DSLABFUZZ_TARGET_NAIVE     kmalloc_obj as upstream (no boot slabs, no reserve):
+//                               the fuzzer must find the boot failure and the deadlock;
+//   (default)                   the embedded default, kmalloc_obj with (A) and (B):
+//                               reserve >= 1 and boot slabs >= 1, nothing may be found.
+#ifndef SLABFUZZ_FUZZERS_TARGET_H_
+#define SLABFUZZ_FUZZERS_TARGET_H_
+
+#include "fuzzers/harness.h"
+
+namespace slabfuzz {
+
+inline TargetConfig target_config() {
+  TargetConfig t;
+#ifdef SLABFUZZ_TARGET_NAIVE
+  t.mode = VmMode::kNaive;
+#else
+  t.mode = VmMode::kReserved;
+  t.min_reserve = 1;
+  t.min_boot_slabs = 1;
+#endif
+  return t;
+}
+
+inline const char* target_name() {
+#ifdef SLABFUZZ_TARGET_NAIVE
+  return "kmalloc_obj naive";
+#else
+  return "kmalloc_obj reserved";
+#endif
+}
+
+}  // namespace slabfuzz
+
+#endif  // SLABFUZZ_FUZZERS_TARGET_H_
