@@ -10,6 +10,8 @@ For a fuzzer NAME:
   NAME.dict        the dictionary (a file beside this macro's BUILD).
 """
 
+load("//fuzzers:coverage.bzl", "framework_copts")
+
 def slabfuzz_fuzzer(name, defines = [], dict = None):
     engine_linkopts = select({
         "//fuzzers:engine_afl": ["/usr/lib/afl/libAFLDriver.a"],
@@ -19,6 +21,7 @@ def slabfuzz_fuzzer(name, defines = [], dict = None):
         native.cc_library(
             name = name + variant + "_lib",
             srcs = ["fuzz_target.cc"],
+            copts = framework_copts(),
             local_defines = defines + extra,
             deps = [
                 ":harness",

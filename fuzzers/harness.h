@@ -29,7 +29,7 @@ struct TargetConfig {
 struct HarnessOptions {
   TargetConfig target;
   bool trace = false;      // record the interleaving (for reports)
-  int check_every = 4;     // full slab consistency check every N quiescent operations
+  int check_every = 32;    // object-by-object check every N quiescent operations
 };
 
 struct RunResult {

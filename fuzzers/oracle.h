@@ -49,7 +49,7 @@ class Oracle {
   long index_of(const void* addr) const;
 
   // Backend invariants and counters (quiescent points only).
-  void check_zone(int zone, bool compare_inuse);
+  void check_zone(int zone, bool compare_inuse, bool deep);
 
  private:
   struct Zone {

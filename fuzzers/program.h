@@ -77,7 +77,7 @@ struct Header {
   uint8_t backend = 0;       // index into backend_names()
   uint8_t vm_mode = 1;       // 0 naive, 1 reserved
   uint8_t ncpus = 2;         // 1..kMaxCpus
-  uint8_t budget = 16;       // pages = 512 + 32 * budget
+  uint8_t budget = 16;       // pages = 1024 + 32 * budget
   uint8_t boot_slabs = 1;    // 0..3
   uint8_t reserve = 2;       // 0..4
   BootMode boot = BootMode::kRunning;
@@ -86,7 +86,7 @@ struct Header {
   uint8_t nzones = 2;        // test zones, 1..kMaxTestZones
   uint16_t zone_sizes = 0x0031;  // size class of test zone i in nibble i
   bool operator==(const Header&) const = default;
-  size_t budget_pages() const { return 512 + 32 * static_cast<size_t>(budget); }
+  size_t budget_pages() const { return 1024 + 32 * static_cast<size_t>(budget); }
   int zone_size_class(int i) const { return (zone_sizes >> (4 * i)) & 0x7; }
 };
 

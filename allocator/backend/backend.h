@@ -31,7 +31,7 @@ struct ZoneOptions {
 struct ZoneStats {
   uint64_t allocs = 0, frees = 0, inuse = 0;
   uint64_t slabs = 0, boot_slabs = 0;
-  uint64_t reserve_target = 0, reserve_level = 0, reserve_dips = 0;
+  uint64_t reserve_target = 0, reserve_level = 0, reserve_objects = 0, reserve_dips = 0;
   uint64_t refills_tried = 0, refills_failed = 0, failed_allocs = 0;
   size_t objsize = 0;  // the object size the backend really gives
 };
@@ -57,7 +57,8 @@ class Backend {
   virtual void drain_cpu(void* /*zone*/) {}
   virtual int poll() { return 0; }  // retire surplus memory; returns units retired
   virtual ZoneStats stats(void* zone) = 0;
-  virtual std::vector<std::string> check(void* zone) = 0;
+  // deep: object by object (slower); otherwise indices, lists and counters.
+  virtual std::vector<std::string> check(void* zone, bool deep = true) = 0;
   // The zone that owns obj, or nullptr if the backend cannot tell.
   virtual void* owner(const void* /*obj*/) { return nullptr; }
   // Forget everything between runs (after the page source's teardown).

@@ -40,6 +40,7 @@ class KmallocObjBackend final : public Backend {
     s.boot_slabs = k.boot_slabs;
     s.reserve_target = k.reserve_target;
     s.reserve_level = k.reserve_level;
+    s.reserve_objects = k.reserve_objects;
     s.reserve_dips = k.reserve_dips;
     s.refills_tried = k.refills_tried;
     s.refills_failed = k.refills_failed;
@@ -47,7 +48,9 @@ class KmallocObjBackend final : public Backend {
     s.objsize = k.objsize;
     return s;
   }
-  std::vector<std::string> check(void* zone) override { return kmalloc_obj_check(Z(zone)); }
+  std::vector<std::string> check(void* zone, bool deep) override {
+    return kmalloc_obj_check(Z(zone), deep);
+  }
   void* owner(const void* obj) override { return kmalloc_obj_owner(obj); }
   void reset() override { kmalloc_obj_reset(); }
 

@@ -8,10 +8,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "allocator/kenv/kenv.h"
 
 #ifdef SLABFUZZ_HAVE_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #ifdef SLABFUZZ_HAVE_TSAN
@@ -23,18 +25,36 @@ extern "C" void slabfuzz_fiber_start();
 
 namespace kenv {
 
+namespace {
+// Stacks are kept for reuse (a fuzzer creates a few fibers per input, thousands of
+// times a second); per OS thread, per size.
+struct StackPool {
+  size_t size = 0;
+  std::vector<char*> free;
+  ~StackPool() {
+    for (char* s : free) munmap(s, size + 4096);
+  }
+};
+thread_local StackPool t_stacks;
+}  // namespace
+
 Fiber::Fiber(Entry entry, void* arg, size_t stack_size)
     : entry_(entry), arg_(arg), stack_size_(stack_size) {
   // Stacks come from mmap with a guard page below, so an overflow faults at once.
   const size_t guard = 4096;
-  void* mem = mmap(nullptr, stack_size + guard, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (mem == MAP_FAILED) {
-    fprintf(stderr, "slabfuzz: fiber: cannot map a %zu-byte stack\n", stack_size);
-    abort();
+  if (t_stacks.size == stack_size && !t_stacks.free.empty()) {
+    stack_ = t_stacks.free.back();
+    t_stacks.free.pop_back();
+  } else {
+    void* mem = mmap(nullptr, stack_size + guard, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mem == MAP_FAILED) {
+      fprintf(stderr, "slabfuzz: fiber: cannot map a %zu-byte stack\n", stack_size);
+      abort();
+    }
+    mprotect(mem, guard, PROT_NONE);
+    stack_ = static_cast<char*>(mem);
   }
-  mprotect(mem, guard, PROT_NONE);
-  stack_ = static_cast<char*>(mem);
   uintptr_t top = reinterpret_cast<uintptr_t>(stack_ + guard + stack_size) & ~uintptr_t{15};
   auto* frame = reinterpret_cast<uint64_t*>(top - 16 - 8 * 8);
   const uint32_t mxcsr = 0x1F80;
@@ -70,7 +90,20 @@ Fiber::~Fiber() {
 #ifdef SLABFUZZ_HAVE_TSAN
   if (tsan_fiber_) __tsan_destroy_fiber(tsan_fiber_);
 #endif
-  munmap(stack_, stack_size_ + 4096);
+  if (t_stacks.size != stack_size_) {
+    for (char* st : t_stacks.free) munmap(st, t_stacks.size + 4096);
+    t_stacks.free.clear();
+    t_stacks.size = stack_size_;
+  }
+  if (t_stacks.free.size() < 64) {
+#ifdef SLABFUZZ_HAVE_ASAN
+    // The old frames' poisoning must not follow the stack into its next life.
+    ASAN_UNPOISON_MEMORY_REGION(stack_ + 4096, stack_size_);
+#endif
+    t_stacks.free.push_back(stack_);
+  } else {
+    munmap(stack_, stack_size_ + 4096);
+  }
 }
 
 namespace {

@@ -1,17 +1,32 @@
 /*
  * page_source.cc - the simulated VM page allocator (see page_source.h).
  *
- * Chunks are real host memory (aligned_alloc), so that ASan sees a use of a slab
- * after it went back to the VM. One spinlock protects the counters and the chunk
- * table; sleeping happens outside it.
+ * Memory comes from one arena mapped once per process: slab-sized chunks aligned to
+ * their size, and single pages carved from chunks. page_source_init() resets it, so
+ * every run sees the same addresses in the same order (determinism, and fast
+ * fuzzing: no host allocation per slab). Free memory is poisoned for ASan, so a use
+ * of a slab or page after it went back to the VM is reported. The budget and tiers
+ * are accounted separately from the arena, which is sized well above any budget.
+ * One spinlock protects counters and tables; sleeping happens outside it.
  */
 #include "allocator/kenv/page_source.h"
 
+#include <sys/mman.h>
+
+#include <atomic>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
-#include <atomic>
-#include <map>
+#include <vector>
+
+#ifdef SLABFUZZ_HAVE_ASAN
+#include <sanitizer/asan_interface.h>
+#define PS_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define PS_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define PS_POISON(p, n) ((void)(p), (void)(n))
+#define PS_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 #include "allocator/kenv/kenv.h"
 
@@ -19,9 +34,20 @@ namespace kenv {
 
 namespace {
 
-struct Chunk {
-	size_t npages;
-	const char *owner;
+constexpr size_t ARENA_CHUNK = 128 * 1024;
+constexpr size_t CHUNK_PAGES = ARENA_CHUNK / PAGE_SIZE;
+constexpr size_t ARENA_CHUNKS = 2048;			/* 256 MiB of address space */
+constexpr size_t ARENA_PAGES = ARENA_CHUNKS * CHUNK_PAGES;
+
+/* The arena: chunk-aligned, mapped once, never unmapped. */
+struct Arena {
+	char *base = nullptr;
+	std::vector<uint32_t> free_chunks;	/* returned chunks, LIFO */
+	uint32_t next_chunk = 0;		/* chunks from here on were never handed out */
+	std::vector<uint32_t> free_pages;	/* page indices carved from chunks */
+	std::vector<const char *> owner;	/* per page: owner of the run starting here */
+	std::vector<uint32_t> npages;		/* per page: length of the run starting here */
+	size_t high_water = 0;			/* pages below this may have table entries */
 };
 
 struct PageSource {
@@ -40,12 +66,85 @@ struct PageSource {
 	 * daemon pages out at least this far. Cleared when it is reached. */
 	std::atomic<size_t> wanted{0};
 	PageSourceStats st;
-	std::map<uintptr_t, Chunk> chunks;
+	Arena arena;
+	uint64_t chunks_in_use = 0;
+	size_t pages_in_use = 0;
 	char pageout_chan;
 	char free_chan;
 };
 
 PageSource g_ps;
+
+KENV_NO_COVERAGE void arena_reset()
+{
+	Arena &a = g_ps.arena;
+	if (a.base == nullptr) {
+		size_t len = ARENA_CHUNKS * ARENA_CHUNK + ARENA_CHUNK;
+		void *m = mmap(nullptr, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (m == MAP_FAILED) {
+			fprintf(stderr, "slabfuzz: page source: cannot map the arena\n");
+			abort();
+		}
+		uintptr_t b = (reinterpret_cast<uintptr_t>(m) + ARENA_CHUNK - 1) & ~(ARENA_CHUNK - 1);
+		a.base = reinterpret_cast<char *>(b);
+		a.owner.assign(ARENA_PAGES, nullptr);
+		a.npages.assign(ARENA_PAGES, 0);
+		PS_POISON(a.base, ARENA_CHUNKS * ARENA_CHUNK);
+	}
+	for (size_t i = 0; i < a.high_water && i < ARENA_PAGES; i++) {
+		a.owner[i] = nullptr;
+		a.npages[i] = 0;
+	}
+	if (a.high_water)
+		PS_POISON(a.base, ((a.high_water + CHUNK_PAGES - 1) / CHUNK_PAGES) * ARENA_CHUNK);
+	a.high_water = 0;
+	a.free_pages.clear();
+	a.free_chunks.clear();
+	a.next_chunk = 0;
+}
+
+/* Spinlock held. A free chunk index, or -1. */
+long arena_chunk()
+{
+	Arena &a = g_ps.arena;
+	if (!a.free_chunks.empty()) {
+		uint32_t c = a.free_chunks.back();
+		a.free_chunks.pop_back();
+		return c;
+	}
+	if (a.next_chunk >= ARENA_CHUNKS)
+		return -1;
+	return a.next_chunk++;
+}
+
+/* Spinlock held. Returns the first page index of a run of npages, or -1. */
+long arena_take(size_t npages, size_t align)
+{
+	Arena &a = g_ps.arena;
+	long page;
+	if (npages == 1 && align <= PAGE_SIZE) {
+		if (a.free_pages.empty()) {
+			long c = arena_chunk();
+			if (c < 0)
+				return -1;
+			for (size_t k = CHUNK_PAGES; k-- > 0;)
+				a.free_pages.push_back(static_cast<uint32_t>(c * CHUNK_PAGES + k));
+		}
+		page = a.free_pages.back();
+		a.free_pages.pop_back();
+	} else {
+		long c = npages > CHUNK_PAGES || align > ARENA_CHUNK ? -1 : arena_chunk();
+		if (c < 0)
+			return -1;
+		page = c * static_cast<long>(CHUNK_PAGES);
+	}
+	a.npages[page] = static_cast<uint32_t>(npages);
+	size_t end = static_cast<size_t>(page) + (npages == 1 ? 1 : CHUNK_PAGES);
+	if (end > a.high_water)
+		a.high_water = end;
+	return page;
+}
 
 size_t tier_floor(vm_tier tier)
 {
@@ -86,9 +185,9 @@ bool inject_failure(vm_tier tier)
 
 void page_source_init(const PageSourceConfig &cfg)
 {
-	for (auto &kv : g_ps.chunks)
-		free(reinterpret_cast<void *>(kv.first));
-	g_ps.chunks.clear();
+	arena_reset();
+	g_ps.chunks_in_use = 0;
+	g_ps.pages_in_use = 0;
 	spin_init(&g_ps.spin, "pagesrc");
 	g_ps.cfg = cfg;
 	g_ps.free = cfg.budget_pages;
@@ -117,16 +216,20 @@ void *vm_chunk_alloc(size_t npages, size_t align, vm_tier tier, bool canwait,
 		bool injected = !canwait && inject_failure(tier);
 		if (!injected && g_ps.free >= npages &&
 		    g_ps.free - npages >= tier_floor(tier)) {
+			long page = arena_take(npages, align);
+			if (page < 0) {
+				spin_unlock(&g_ps.spin);
+				panic("vm_page_alloc: arena exhausted (%zu pages, align %zu)",
+				      npages, align);
+			}
 			g_ps.free -= npages;
 			g_ps.st.allocs++;
+			g_ps.arena.owner[page] = owner;
+			g_ps.chunks_in_use++;
+			g_ps.pages_in_use += npages;
 			spin_unlock(&g_ps.spin);
-			void *p = aligned_alloc(align < PAGE_SIZE ? PAGE_SIZE : align,
-						npages * PAGE_SIZE);
-			if (p == nullptr)
-				panic("vm_page_alloc: host out of memory");
-			spin_lock(&g_ps.spin);
-			g_ps.chunks[reinterpret_cast<uintptr_t>(p)] = Chunk{npages, owner};
-			spin_unlock(&g_ps.spin);
+			void *p = g_ps.arena.base + static_cast<size_t>(page) * PAGE_SIZE;
+			PS_UNPOISON(p, npages * PAGE_SIZE);
 			return p;
 		}
 		if (injected)
@@ -144,14 +247,25 @@ void *vm_chunk_alloc(size_t npages, size_t align, vm_tier tier, bool canwait,
 
 void vm_chunk_free(void *chunk, size_t npages)
 {
+	Arena &a = g_ps.arena;
+	auto off = reinterpret_cast<uintptr_t>(chunk) - reinterpret_cast<uintptr_t>(a.base);
+	size_t page = off / PAGE_SIZE;
 	spin_lock(&g_ps.spin);
-	auto it = g_ps.chunks.find(reinterpret_cast<uintptr_t>(chunk));
-	if (it == g_ps.chunks.end() || it->second.npages != npages) {
+	if (reinterpret_cast<char *>(chunk) < a.base || off % PAGE_SIZE != 0 ||
+	    page >= ARENA_PAGES || a.owner[page] == nullptr || a.npages[page] != npages) {
 		spin_unlock(&g_ps.spin);
 		panic("vm_page_free: %p (%zu pages) was not allocated by the page source",
 		      chunk, npages);
 	}
-	g_ps.chunks.erase(it);
+	a.owner[page] = nullptr;
+	a.npages[page] = 0;
+	if (npages == 1)
+		a.free_pages.push_back(static_cast<uint32_t>(page));
+	else
+		a.free_chunks.push_back(static_cast<uint32_t>(page / CHUNK_PAGES));
+	g_ps.chunks_in_use--;
+	g_ps.pages_in_use -= npages;
+	PS_POISON(chunk, npages == 1 ? PAGE_SIZE : ARENA_CHUNK);
 	g_ps.free += npages;
 	g_ps.free_gen.fetch_add(1, std::memory_order_relaxed);
 	if (g_ps.free >= g_ps.wanted.load(std::memory_order_relaxed))
@@ -159,7 +273,6 @@ void vm_chunk_free(void *chunk, size_t npages)
 	g_ps.st.frees++;
 	bool wake = g_ps.waiters > 0;
 	spin_unlock(&g_ps.spin);
-	free(chunk);
 	if (wake)
 		wakeup(&g_ps.free_chan);
 }
@@ -236,10 +349,8 @@ PageSourceStats page_source_stats()
 	s.budget = g_ps.cfg.budget_pages;
 	s.free = g_ps.free;
 	s.withheld = g_ps.withheld;
-	s.in_use = 0;
-	for (auto &kv : g_ps.chunks)
-		s.in_use += kv.second.npages;
-	s.chunks_in_use = g_ps.chunks.size();
+	s.in_use = g_ps.pages_in_use;
+	s.chunks_in_use = g_ps.chunks_in_use;
 	return s;
 }
 
@@ -247,13 +358,18 @@ std::vector<std::string> page_source_teardown()
 {
 	std::vector<std::string> leaks;
 	char line[256];
-	for (auto &kv : g_ps.chunks) {
-		snprintf(line, sizeof(line), "0x%" PRIxPTR " %zu pages %s", kv.first,
-			 kv.second.npages, kv.second.owner);
+	Arena &a = g_ps.arena;
+	for (size_t i = 0; g_ps.chunks_in_use > 0 && i < a.high_water; i++) {
+		if (a.owner[i] == nullptr)
+			continue;
+		snprintf(line, sizeof(line), "0x%" PRIxPTR " %u pages %s",
+			 reinterpret_cast<uintptr_t>(a.base + i * PAGE_SIZE), a.npages[i],
+			 a.owner[i]);
 		leaks.emplace_back(line);
-		free(reinterpret_cast<void *>(kv.first));
 	}
-	g_ps.chunks.clear();
+	arena_reset();
+	g_ps.chunks_in_use = 0;
+	g_ps.pages_in_use = 0;
 	g_ps.free = g_ps.cfg.budget_pages;
 	g_ps.withheld = 0;
 	return leaks;

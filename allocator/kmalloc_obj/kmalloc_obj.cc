@@ -63,7 +63,11 @@ using kenv::spin_unlock;
 #define KMSLAB_BOOT	0x0001
 #define KMO_FREE_FILL	0xdb	/* freed objects are filled with this (not in perf) */
 
-enum kmslab_where { KMS_NONE, KMS_ACTIVE, KMS_ALTERNATE, KMS_PARTIAL, KMS_EMPTY, KMS_FULL };
+enum kmslab_where {
+	KMS_NONE, KMS_ACTIVE, KMS_ALTERNATE, KMS_PARTIAL, KMS_EMPTY, KMS_FULL,
+	KMS_RESERVE,	/* the zone's shared reserve slab */
+	KMS_SPENT,	/* drained by reserve allocations, waiting for frees */
+};
 
 struct kmalloc_slab {
 	uint32_t magic;
@@ -109,6 +113,12 @@ struct kmalloc_zone {
 	kenv::spinlock spin;
 	struct kmalloc_slab *full;
 	std::atomic<size_t> nfull{0};
+	/* (B) once dipped into: reserve allocations of every CPU share one slab, taken
+	 * from the full list and consumed under the zone spinlock, so that a spare
+	 * slab is never stranded as one CPU's active slab while another CPU's VM path
+	 * needs it. Drained reserve slabs wait on rsv_spent for frees and the poller. */
+	struct kmalloc_slab *rsv_slab;
+	struct kmalloc_slab *rsv_spent;
 	int reserve;
 	std::atomic<int> refilling{0};
 	std::atomic<uint64_t> slabs{0}, boot_slabs{0}, slabs_allocated{0}, slabs_freed{0};
@@ -133,6 +143,7 @@ kmalloc_slab *const KMO_TOMB = reinterpret_cast<kmalloc_slab *>(1);
 std::atomic<kmalloc_slab *> kmo_slabtab[KMO_TAB_SIZE];
 kenv::spinlock kmo_tab_spin;
 std::atomic<size_t> kmo_tab_live{0};
+std::vector<size_t> kmo_tab_touched;	/* slots ever written, for kmalloc_obj_reset() */
 
 inline size_t kmo_hash(uintptr_t slab)
 {
@@ -146,6 +157,8 @@ void kmo_register(kmalloc_slab *slab)
 	for (size_t n = 0; n < KMO_TAB_SIZE; n++, i = (i + 1) & (KMO_TAB_SIZE - 1)) {
 		kmalloc_slab *cur = kmo_slabtab[i].load(std::memory_order_relaxed);
 		if (cur == nullptr || cur == KMO_TOMB) {
+			if (cur == nullptr)
+				kmo_tab_touched.push_back(i);
 			kmo_slabtab[i].store(slab, std::memory_order_release);
 			kmo_tab_live.fetch_add(1, std::memory_order_relaxed);
 			spin_unlock(&kmo_tab_spin);
@@ -207,9 +220,15 @@ size_t kmo_capacity(size_t objsize)
 	return n;
 }
 
+/* A free object is poisoned for ASan where ASan runs, and otherwise (but in perf)
+ * filled with a pattern that kmo_prepare() checks when it is handed out again. */
+#if !defined(SLABFUZZ_PERF) && !defined(SLABFUZZ_HAVE_ASAN)
+#define KMO_FILL_CHECK 1
+#endif
+
 inline void kmo_fill_free(void *obj, size_t size)
 {
-#ifndef SLABFUZZ_PERF
+#ifdef KMO_FILL_CHECK
 	memset(obj, KMO_FREE_FILL, size);
 #endif
 	KMO_POISON(obj, size);
@@ -234,11 +253,18 @@ kmalloc_slab *kmo_slab_init(void *chunk, kmalloc_zone *zone, uint32_t flags)
 	p += n * sizeof(void *);
 	slab->state = reinterpret_cast<std::atomic<uint8_t> *>(p);
 	slab->base = reinterpret_cast<uintptr_t>(slab) + kmo_header_size(n);
-	for (size_t i = 0; i < n; i++) {
-		new (&slab->state[i]) std::atomic<uint8_t>(0);
-		slab->fobjs[i] = reinterpret_cast<void *>(slab->base + i * zone->objsize);
-		kmo_fill_free(slab->fobjs[i], zone->objsize);
-	}
+	memset(static_cast<void *>(slab->state), 0, n);	/* atomic<uint8_t> 0: all free */
+	/* The ring's first ncount entries are implicit (object k at ring index k < ncount,
+	 * see kmo_ring_at): no O(ncount) initialisation per slab. A free writes ring slot
+	 * (findex % ncount) only after that slot's implicit entry was handed out, since
+	 * frees never outnumber allocations. */
+	/* Objects not yet handed out carry no fill pattern: kmo_prepare() checks the
+	 * pattern only on objects that went through a free (see kmo_take). */
+	KMO_POISON(reinterpret_cast<void *>(slab->base), n * zone->objsize);
+#ifdef SLABFUZZ_BUG_SLAB_COUNT_OFF_BY_ONE
+	/* zoo: the slab is initialised as if the last object fitted */
+	memset(reinterpret_cast<void *>(slab->base), 0, n * zone->objsize);
+#endif
 	slab->aindex = 0;
 	new (&slab->findex) std::atomic<size_t>(n);
 	new (&slab->xindex) std::atomic<size_t>(n);
@@ -246,15 +272,25 @@ kmalloc_slab *kmo_slab_init(void *chunk, kmalloc_zone *zone, uint32_t flags)
 	return slab;
 }
 
+/* Ring entry k (aindex <= k < xindex). */
+inline void *kmo_ring_at(const kmalloc_slab *slab, size_t k)
+{
+	if (k < slab->ncount)
+		return reinterpret_cast<void *>(slab->base + k * slab->objsize);
+	return slab->fobjs[k % slab->ncount];
+}
+
 inline size_t kmo_nfree(const kmalloc_slab *slab)
 {
 	return slab->xindex.load(std::memory_order_acquire) - slab->aindex;
 }
 
-/* Owner CPU, inside a critical section, nfree > 0. */
-inline void *kmo_take(kmalloc_slab *slab)
+/* Owner CPU, inside a critical section, nfree > 0. *reused: the object was freed
+ * before (the first ncount hand-outs of a slab are fresh objects). */
+inline void *kmo_take(kmalloc_slab *slab, bool *reused)
 {
-	void *obj = slab->fobjs[slab->aindex % slab->ncount];
+	void *obj = kmo_ring_at(slab, slab->aindex);
+	*reused = slab->aindex >= slab->ncount;
 	slab->aindex++;
 	size_t i = (reinterpret_cast<uintptr_t>(obj) - slab->base) / slab->objsize;
 	slab->state[i].store(1, std::memory_order_relaxed);
@@ -373,8 +409,8 @@ kmalloc_slab *kmo_take_percpu(kmalloc_pcpu *pc)
 	return slab;
 }
 
-/* The zone's full list, under the reserve rule of (B). */
-kmalloc_slab *kmo_take_full(kmalloc_zone *zone, int flags, bool *dipped)
+/* The zone's full list, above the reserve of (B) (everything while booting). */
+kmalloc_slab *kmo_take_full(kmalloc_zone *zone, bool *dipped)
 {
 	bool booting = kenv::current_boot_phase() < kenv::boot_phase::VM_READY;
 	spin_lock(&zone->spin);
@@ -384,8 +420,7 @@ kmalloc_slab *kmo_take_full(kmalloc_zone *zone, int flags, bool *dipped)
 	if (floor > 0)
 		floor--;
 #endif
-	bool allowed = zone->nfull > 0 &&
-		       (booting || (flags & M_USE_RESERVE) || zone->nfull > floor);
+	bool allowed = zone->nfull > 0 && (booting || zone->nfull > floor);
 	kmalloc_slab *slab = nullptr;
 	if (allowed) {
 		slab = zone->full;
@@ -400,6 +435,33 @@ kmalloc_slab *kmo_take_full(kmalloc_zone *zone, int flags, bool *dipped)
 	}
 	spin_unlock(&zone->spin);
 	return slab;
+}
+
+/* A reserve allocation (M_USE_RESERVE, the VM up): from the zone's shared reserve
+ * slab, dipping into the spares when it is drained. Any CPU, any critical state. */
+void *kmo_alloc_reserve(kmalloc_zone *zone, bool *reused, bool *dipped)
+{
+	void *obj = nullptr;
+	spin_lock(&zone->spin);
+	kmalloc_slab *rs = zone->rsv_slab;
+	if (rs != nullptr && kmo_nfree(rs) == 0) {
+		kmo_list_push(&zone->rsv_spent, rs, KMS_SPENT);
+		zone->rsv_slab = rs = nullptr;
+	}
+	if (rs == nullptr && zone->full != nullptr) {
+		rs = zone->full;
+		zone->full = rs->next;
+		rs->next = nullptr;
+		rs->where = KMS_RESERVE;
+		zone->nfull--;
+		zone->rsv_slab = rs;
+		zone->dips.fetch_add(1);
+		*dipped = true;
+	}
+	if (rs != nullptr)
+		obj = kmo_take(rs, reused);
+	spin_unlock(&zone->spin);
+	return obj;
 }
 
 void kmo_push_full(kmalloc_zone *zone, kmalloc_slab *slab)
@@ -431,7 +493,7 @@ void kmo_install(kmalloc_pcpu *pc, kmalloc_slab *slab, int cpu)
 }
 
 /* Entered inside the critical section kmalloc_obj() opened; leaves it. */
-void *kmo_alloc_slow(kmalloc_zone *zone, int flags)
+void *kmo_alloc_slow(kmalloc_zone *zone, int flags, bool *reused)
 {
 	kenv::thread *td = curthread();
 	if (++td->td_kmdepth > KMALLOC_MAX_DEPTH)
@@ -444,7 +506,7 @@ void *kmo_alloc_slow(kmalloc_zone *zone, int flags)
 		kmalloc_pcpu *pc = &zone->pcpu[cpu];
 		kmalloc_slab *slab = pc->active;
 		if (slab != nullptr && kmo_nfree(slab) > 0) {
-			obj = kmo_take(slab);
+			obj = kmo_take(slab, reused);
 			pc->allocs.inc();
 			break;
 		}
@@ -468,10 +530,19 @@ void *kmo_alloc_slow(kmalloc_zone *zone, int flags)
 			continue;
 		}
 		bool dipped = false;
-		if ((slab = kmo_take_full(zone, flags, &dipped)) != nullptr) {
+		if ((slab = kmo_take_full(zone, &dipped)) != nullptr) {
 			want_refill |= dipped;
 			kmo_install(pc, slab, cpu);
 			continue;
+		}
+		if ((flags & M_USE_RESERVE) && zone->reserve > 0 &&
+		    kenv::current_boot_phase() >= kenv::boot_phase::VM_READY) {
+			obj = kmo_alloc_reserve(zone, reused, &dipped);
+			want_refill |= dipped;
+			if (obj != nullptr) {
+				pc->allocs.inc();
+				break;
+			}
 		}
 		/* A new slab from the VM, outside the critical section: it may sleep. */
 		crit_exit();
@@ -494,12 +565,13 @@ void *kmo_alloc_slow(kmalloc_zone *zone, int flags)
 	return obj;
 }
 
-inline void kmo_prepare(kmalloc_zone *zone, void *obj, int flags)
+inline void kmo_prepare(kmalloc_zone *zone, void *obj, int flags, bool reused)
 {
 	KMO_UNPOISON(obj, zone->objsize);
-#ifndef SLABFUZZ_PERF
+	(void)reused;
+#ifdef KMO_FILL_CHECK
 	const auto *b = static_cast<const unsigned char *>(obj);
-	for (size_t i = 0; i < zone->objsize; i++) {
+	for (size_t i = 0; reused && i < zone->objsize; i++) {
 		if (b[i] != KMO_FREE_FILL)
 			kenv::check_failed("use-after-free",
 					   "zone %s: free object %p was written at offset %zu",
@@ -508,10 +580,8 @@ inline void kmo_prepare(kmalloc_zone *zone, void *obj, int flags)
 #endif
 	if (flags & M_ZERO) {
 #ifdef SLABFUZZ_BUG_ZERO_SKIPPED_ON_REUSE
-		/* zoo: only objects of a fresh slab are zeroed */
-		auto *slab = reinterpret_cast<kmalloc_slab *>(reinterpret_cast<uintptr_t>(obj) &
-							      ~KMALLOC_SLAB_MASK);
-		if (slab->aindex <= slab->ncount)
+		/* zoo: only fresh objects are zeroed */
+		if (!reused)
 #endif
 			memset(obj, 0, zone->objsize);
 	}
@@ -571,12 +641,13 @@ void *kmalloc_obj(size_t size, struct kmalloc_zone *zone, int flags)
 	kmalloc_slab *slab = pc->active;
 	preempt_point();
 	void *obj;
+	bool reused = false;
 	if (slab != nullptr && kmo_nfree(slab) > 0) {
-		obj = kmo_take(slab);
+		obj = kmo_take(slab, &reused);
 		pc->allocs.inc();
 		crit_exit();
 	} else {
-		obj = kmo_alloc_slow(zone, flags);
+		obj = kmo_alloc_slow(zone, flags, &reused);
 	}
 	if (flags & M_RNOWAIT)
 		td->td_nosleep--;
@@ -586,7 +657,7 @@ void *kmalloc_obj(size_t size, struct kmalloc_zone *zone, int flags)
 			panic("kmalloc_obj: %s: out of memory (flags 0x%x)", zone->name, flags);
 		return nullptr;
 	}
-	kmo_prepare(zone, obj, flags);
+	kmo_prepare(zone, obj, flags, reused);
 	return obj;
 }
 
@@ -726,6 +797,21 @@ int kmalloc_obj_poll(struct kmalloc_zone *zone)
 	}
 	kmalloc_slab *retire = nullptr;
 	spin_lock(&zone->spin);
+	for (kmalloc_slab **pp = &zone->rsv_spent; *pp;) {
+		kmalloc_slab *s = *pp;
+		if (kmo_nfree(s) == s->ncount) {
+			*pp = s->next;
+			s->next = collected;
+			collected = s;
+		} else {
+			pp = &s->next;
+		}
+	}
+	if (zone->rsv_slab != nullptr && kmo_nfree(zone->rsv_slab) == zone->rsv_slab->ncount) {
+		zone->rsv_slab->next = collected;
+		collected = zone->rsv_slab;
+		zone->rsv_slab = nullptr;
+	}
 	while (collected) {
 		kmalloc_slab *s = collected;
 		collected = s->next;
@@ -811,6 +897,10 @@ void kmalloc_destroy_obj(struct kmalloc_zone *zone)
 	}
 	for (kmalloc_slab *s = zone->full; s; s = s->next)
 		all.push_back(s);
+	for (kmalloc_slab *s = zone->rsv_spent; s; s = s->next)
+		all.push_back(s);
+	if (zone->rsv_slab)
+		all.push_back(zone->rsv_slab);
 	for (kmalloc_slab *s : all) {
 		if (kmo_nfree(s) != s->ncount)
 			panic("kmalloc_destroy_obj: zone %s: slab %p still has live objects",
@@ -845,7 +935,7 @@ struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone)
 	st.name = zone->name;
 	st.objsize = zone->objsize;
 	st.objs_per_slab = zone->ncount;
-	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
+	for (int cpu = 0; cpu < kenv::ncpus(); cpu++) {
 		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
 		st.percpu_allocs[cpu] = pc->allocs.get();
 		st.percpu_frees[cpu] = pc->frees.get();
@@ -860,6 +950,10 @@ struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone)
 	st.slabs_freed = zone->slabs_freed.load();
 	st.reserve_target = static_cast<uint64_t>(zone->reserve);
 	st.reserve_level = zone->nfull.load();
+	{
+		const kmalloc_slab *rs = __atomic_load_n(&zone->rsv_slab, __ATOMIC_RELAXED);
+		st.reserve_objects = rs != nullptr ? kmo_nfree(rs) : 0;
+	}
 	st.reserve_dips = zone->dips.load();
 	st.refills_tried = zone->refills_tried.load();
 	st.refills_failed = zone->refills_failed.load();
@@ -867,17 +961,18 @@ struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone)
 	return st;
 }
 
-std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zone *zone)
+KENV_NO_COVERAGE std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zone *zone,
+							    bool deep)
 {
 	std::vector<std::string> problems;
 	char buf[256];
-	auto bad = [&](const char *fmt, auto... args) {
+	auto bad = [&](const char *fmt, auto... args) KENV_NO_COVERAGE {
 		snprintf(buf, sizeof(buf), fmt, args...);
 		problems.emplace_back(buf);
 	};
 	size_t allocated = 0, slabs = 0, boot = 0, nfull = 0;
 	std::set<const kmalloc_slab *> seen;
-	auto visit = [&](const kmalloc_slab *s, int where) {
+	auto visit = [&](const kmalloc_slab *s, int where) KENV_NO_COVERAGE {
 		slabs++;
 		if (!seen.insert(s).second) {
 			bad("slab %p is on two lists", static_cast<const void *>(s));
@@ -896,30 +991,45 @@ std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zone *zone)
 		if (!(a <= x && x <= f) || x - a > s->ncount)
 			bad("slab %p: indices a=%zu x=%zu f=%zu n=%zu", static_cast<const void *>(s),
 			    a, x, f, s->ncount);
-		size_t used = 0;
-		for (size_t i = 0; i < s->ncount; i++)
-			used += s->state[i].load() ? 1 : 0;
-		if (used != s->ncount - (x - a))
-			bad("slab %p: %zu objects marked allocated, indices say %zu",
-			    static_cast<const void *>(s), used, s->ncount - (x - a));
-		std::set<const void *> ring;
-		for (size_t k = a; k < x; k++) {
-			const void *o = s->fobjs[k % s->ncount];
-			auto p = reinterpret_cast<uintptr_t>(o);
-			if (p < s->base || (p - s->base) % s->objsize ||
-			    (p - s->base) / s->objsize >= s->ncount)
-				bad("slab %p: free ring holds foreign %p", static_cast<const void *>(s), o);
-			else if (s->state[(p - s->base) / s->objsize].load())
-				bad("slab %p: free ring holds allocated %p", static_cast<const void *>(s), o);
-			if (!ring.insert(o).second)
-				bad("slab %p: %p twice on the free ring", static_cast<const void *>(s), o);
-		}
+		size_t used = s->ncount - (x - a);
+		if (x - a > s->ncount)
+			used = 0;
+		allocated += used;
 		if (s->base + s->ncount * s->objsize > reinterpret_cast<uintptr_t>(s) + KMALLOC_SLAB_SIZE)
 			bad("slab %p: objects run past the slab", static_cast<const void *>(s));
 		if (where == KMS_FULL && x - a != s->ncount)
 			bad("slab %p: on the full list with %zu live objects",
 			    static_cast<const void *>(s), s->ncount - (x - a));
-		allocated += used;
+		if (!deep)
+			return;
+		/* Deep: the state map and the free ring, object by object. */
+		const auto *st = reinterpret_cast<const uint8_t *>(s->state);
+		size_t marked = 0;
+		for (size_t i = 0; i < s->ncount; i++)
+			marked += st[i] != 0;
+		if (marked != used)
+			bad("slab %p: %zu objects marked allocated, indices say %zu",
+			    static_cast<const void *>(s), marked, used);
+		std::vector<char> on_ring(s->ncount, 0);
+		/* offset / objsize by multiplication: exact for offsets < 2^17, sizes < 2^15 */
+		const uint64_t inv = ((uint64_t{1} << 32) + s->objsize - 1) / s->objsize;
+		size_t slot = a % s->ncount;
+		for (size_t k = a; k < x && k - a <= s->ncount; k++) {
+			const void *o = k < s->ncount ? reinterpret_cast<void *>(s->base + k * s->objsize)
+						      : s->fobjs[slot];
+			if (++slot == s->ncount)
+				slot = 0;
+			auto p = reinterpret_cast<uintptr_t>(o);
+			uintptr_t off = p - s->base;
+			size_t idx = static_cast<size_t>((off * inv) >> 32);
+			if (p < s->base || off >= KMALLOC_SLAB_SIZE || idx * s->objsize != off ||
+			    idx >= s->ncount)
+				bad("slab %p: free ring holds foreign %p", static_cast<const void *>(s), o);
+			else if (st[idx])
+				bad("slab %p: free ring holds allocated %p", static_cast<const void *>(s), o);
+			else if (on_ring[idx]++)
+				bad("slab %p: %p twice on the free ring", static_cast<const void *>(s), o);
+		}
 	};
 	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
 		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
@@ -936,6 +1046,10 @@ std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zone *zone)
 		visit(s, KMS_FULL);
 		nfull++;
 	}
+	if (zone->rsv_slab)
+		visit(zone->rsv_slab, KMS_RESERVE);
+	for (const kmalloc_slab *s = zone->rsv_spent; s; s = s->next)
+		visit(s, KMS_SPENT);
 	kmalloc_zone_stats st = kmalloc_obj_stats(zone);
 	if (nfull != zone->nfull)
 		bad("zone %s: full list has %zu slabs, counter says %zu", zone->name, nfull, zone->nfull.load());
@@ -962,8 +1076,9 @@ struct kmalloc_zone *kmalloc_obj_owner(const void *ptr)
 
 void kmalloc_obj_reset(void)
 {
-	for (auto &e : kmo_slabtab)
-		e.store(nullptr, std::memory_order_relaxed);
+	for (size_t i : kmo_tab_touched)
+		kmo_slabtab[i].store(nullptr, std::memory_order_relaxed);
+	kmo_tab_touched.clear();
 	kmo_tab_live.store(0);
 	/* Zones a failed run abandoned: their slabs went back with the page source. */
 	while (kmo_zones != nullptr) {

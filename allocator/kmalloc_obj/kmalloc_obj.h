@@ -8,7 +8,8 @@
  *      the poller, not by zone destruction.
  *  (B) a spare-slab reserve: a zone keeps X all-free slabs on its full list.
  *      Ordinary allocations never take the last X (once the VM is up);
- *      M_USE_RESERVE allocations may. Whenever the zone takes a new slab or dips into
+ *      M_USE_RESERVE allocations may, through one reserve slab the zone shares
+ *      among all CPUs (so that no spare is stranded in one CPU's cache). Whenever the zone takes a new slab or dips into
  *      the reserve, it tries to top the reserve back up to X without blocking, after
  *      leaving its critical section.
  *
@@ -45,6 +46,7 @@ struct kmalloc_zone_stats {
 	uint64_t slabs_allocated, slabs_freed;	/* to and from the page source */
 	uint64_t reserve_target;	/* X */
 	uint64_t reserve_level;		/* all-free slabs on the zone's full list */
+	uint64_t reserve_objects;	/* free objects in the shared reserve slab */
 	uint64_t reserve_dips, refills_tried, refills_failed;
 	uint64_t failed_allocs;
 	uint64_t percpu_allocs[kenv::MAXCPU];
@@ -88,9 +90,10 @@ void kmalloc_obj_poller(void);
 void kmalloc_obj_poller_kick(void);
 
 struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone);
-/* Checks every slab's indices, bitmap and counters against each other; returns the
- * problems found (empty if consistent). Only when the zone is quiescent. */
-std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zone *zone);
+/* Checks every slab's indices, lists and counters against each other, and with deep
+ * also every object's state byte and free-ring entry; returns the problems found
+ * (empty if consistent). Only when the zone is quiescent. */
+std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zone *zone, bool deep = true);
 /* The zone that owns ptr's slab, or NULL (for oracles). */
 struct kmalloc_zone *kmalloc_obj_owner(const void *ptr);
 /* Objects per slab for objects of the given size. */

@@ -213,7 +213,9 @@ void Vm::pageout_daemon() {
   // must not be lost.
   for (;;) {
     while (kenv::vm_free_count() < kenv::vm_free_target()) {
-      if (pageout(8) == 0) break;
+      if (pageout(8) > 0) continue;
+      b_.poll();  // vm_lowmem: the allocators give back their free slabs
+      break;
     }
     kenv::tsleep(kenv::vm_pageout_chan(), "pgdaemon", 0);
   }
