@@ -121,6 +121,7 @@ struct kmalloc_zone {
 	struct kmalloc_slab *rsv_spent;
 	int reserve;
 	std::atomic<int> refilling{0};
+	std::atomic<int> pollers{0};	/* polls under way; destroy waits for none */
 	std::atomic<uint64_t> slabs{0}, boot_slabs{0}, slabs_allocated{0}, slabs_freed{0};
 	std::atomic<uint64_t> dips{0}, refills_tried{0}, refills_failed{0}, failed_allocs{0};
 	struct kmalloc_zone *next_zone;
@@ -848,13 +849,19 @@ int kmalloc_obj_poll(struct kmalloc_zone *zone)
 int kmalloc_obj_poll_all(void)
 {
 	int n = 0;
+	/* Each zone is pinned (pollers) while the list lock is held, so that a zone
+	 * destroyed meanwhile waits for this poll instead of freeing it under us. */
 	spin_lock(&kmo_zones_spin);
 	std::vector<kmalloc_zone *> zones;
-	for (kmalloc_zone *z = kmo_zones; z; z = z->next_zone)
+	for (kmalloc_zone *z = kmo_zones; z; z = z->next_zone) {
+		z->pollers.fetch_add(1, std::memory_order_acquire);
 		zones.push_back(z);
+	}
 	spin_unlock(&kmo_zones_spin);
-	for (kmalloc_zone *z : zones)
+	for (kmalloc_zone *z : zones) {
 		n += kmalloc_obj_poll(z);
+		z->pollers.fetch_sub(1, std::memory_order_release);
+	}
 	return n;
 }
 
@@ -885,6 +892,20 @@ void kmalloc_destroy_obj(struct kmalloc_zone *zone)
 	if (st.inuse != 0)
 		panic("kmalloc_destroy_obj: zone %s has %llu live objects", zone->name,
 		      static_cast<unsigned long long>(st.inuse));
+	/* Off the poller's list first; a poll that pinned the zone before that must
+	 * finish before the slabs are collected (it moves and retires slabs). */
+	if (kenv::curthread() != nullptr)
+		spin_lock(&kmo_zones_spin);
+	for (kmalloc_zone **pp = &kmo_zones; *pp; pp = &(*pp)->next_zone) {
+		if (*pp == zone) {
+			*pp = zone->next_zone;
+			break;
+		}
+	}
+	if (kenv::curthread() != nullptr)
+		spin_unlock(&kmo_zones_spin);
+	while (zone->pollers.load(std::memory_order_acquire) != 0)
+		kenv::cpu_spinwait();
 	std::vector<kmalloc_slab *> all;
 	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
 		kmalloc_pcpu *pc = &zone->pcpu[cpu];
@@ -906,16 +927,6 @@ void kmalloc_destroy_obj(struct kmalloc_zone *zone)
 			panic("kmalloc_destroy_obj: zone %s: slab %p still has live objects",
 			      zone->name, static_cast<void *>(s));
 	}
-	if (kenv::curthread() != nullptr)
-		spin_lock(&kmo_zones_spin);
-	for (kmalloc_zone **pp = &kmo_zones; *pp; pp = &(*pp)->next_zone) {
-		if (*pp == zone) {
-			*pp = zone->next_zone;
-			break;
-		}
-	}
-	if (kenv::curthread() != nullptr)
-		spin_unlock(&kmo_zones_spin);
 	for (kmalloc_slab *s : all) {
 		if (s->flags & KMSLAB_BOOT) {
 			/* Boot memory goes back to its owner, never to the page source. */

@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""campaign.py - run a fuzzing campaign and keep everything it finds.
+
+    fuzzers/campaign.py [--target=NAME] [--engine=libfuzzer|afl] [--duration=SECONDS]
+                        [--out=DIR] [--jobs=N] [--define=K=V ...] [--quiet]
+
+Builds the target's fuzz binary, seeds the corpus from corpora/NAME/ (text programs are
+compiled to binary), fuzzes for --duration seconds (0: until Ctrl-C), prints progress
+(executions per second, coverage, corpus size, crashes) every few seconds, and ends with
+a summary of the crashes found, deduplicated by their one-line title.
+
+Everything lives in the output folder (default out/fuzz/NAME), which survives the
+crash of a target and Ctrl-C:
+    corpus/              the grown corpus (binary programs)
+    crashes/raw/         every crashing input as the engine wrote it
+    crashes/<title>/     one folder per distinct title: the reproducer and its report
+    summary.txt          the last summary
+Exit status: 0 if nothing was found, 1 if a crash was found, 2 on bad usage or a
+failed build.
+"""
+import argparse
+import glob
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TITLE_RE = re.compile(r"^slabfuzz: [^\n]+", re.M)
+
+
+def die(msg, code=2):
+    print(f"campaign: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+def bazel(*args, capture=False):
+    cmd = ["bazel", *args]
+    if capture:
+        return subprocess.run(cmd, cwd=ROOT, check=False, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, cwd=ROOT, check=False)
+
+
+def build(target, engine, defines):
+    config = "--config=" + engine
+    flags = [config] + ["--define=" + d for d in defines]
+    targets = [f"//fuzzers:{target}_bin", "//fuzzers:compile"]
+    if engine == "afl":
+        targets.append("//fuzzers:libslabfuzz_afl_mutator.so")
+    print(f"campaign: building {' '.join(targets)} ({' '.join(flags)})", flush=True)
+    r = bazel("build", "--noshow_progress", *flags, *targets, capture=True)
+    if r.returncode != 0:
+        sys.stderr.write(r.stderr[-4000:])
+        die("build failed")
+    info = bazel("info", *flags, "bazel-bin", capture=True)
+    if info.returncode != 0:
+        die("bazel info failed: " + info.stderr.strip())
+    return info.stdout.strip()
+
+
+def seed_corpus(bin_dir, target, corpus):
+    os.makedirs(corpus, exist_ok=True)
+    compile_bin = os.path.join(bin_dir, "fuzzers", "compile")
+    for path in sorted(glob.glob(os.path.join(ROOT, "corpora", target, "*"))):
+        name = os.path.basename(path)
+        if name.endswith(".txt"):
+            out = os.path.join(corpus, "seed-" + name[:-4])
+            r = subprocess.run([compile_bin, path, out], stderr=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                die(f"seed {path}: {r.stderr.strip()}")
+        elif os.path.isfile(path):
+            shutil.copy(path, corpus)
+
+
+def slug(title):
+    s = re.sub(r"[^A-Za-z0-9]+", "-", title.replace("slabfuzz: ", "")).strip("-")
+    return s[:80] or "untitled"
+
+
+def triage(binary, raw_dir, crash_root, engine):
+    """Reproduces every raw crash, files it under its title; returns {title: count}."""
+    titles = {}
+    for path in sorted(glob.glob(os.path.join(raw_dir, "*"))):
+        if not os.path.isfile(path) or os.path.basename(path).startswith("README"):
+            continue
+        cmd = [binary, path] if engine == "libfuzzer" else [binary]
+        try:
+            if engine == "libfuzzer":
+                r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, errors="replace", timeout=60)
+            else:
+                with open(path, "rb") as f:
+                    r = subprocess.run(cmd, stdin=f, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True, errors="replace",
+                                       timeout=60)
+            out = r.stdout
+        except subprocess.TimeoutExpired:
+            out = "slabfuzz: timeout: the input did not finish in 60 s\n"
+        m = TITLE_RE.search(out)
+        title = m.group(0) if m else "slabfuzz: target-crash: no slabfuzz title (see report)"
+        titles[title] = titles.get(title, 0) + 1
+        d = os.path.join(crash_root, slug(title))
+        os.makedirs(d, exist_ok=True)
+        digest = hashlib.sha1(open(path, "rb").read()).hexdigest()[:16]
+        dest = os.path.join(d, "input-" + digest)
+        if not os.path.exists(dest):
+            shutil.copy(path, dest)
+            with open(dest + ".report.txt", "w") as f:
+                f.write(out)
+        with open(os.path.join(d, "TITLE"), "w") as f:
+            f.write(title + "\n")
+    return titles
+
+
+class Progress:
+    """Parses libFuzzer's status lines (plain and -fork mode)."""
+
+    def __init__(self):
+        self.execs = 0
+        self.cov = 0
+        self.ft = 0
+        self.corpus = 0
+        self.crashes = 0
+        self.exec_s = 0
+
+    def feed(self, line):
+        m = re.search(r"#(\d+):?\s.*cov: (\d+) ft: (\d+) corp: (\d+)", line)
+        if m:
+            self.execs, self.cov, self.ft, self.corpus = map(int, m.groups())
+        m = re.search(r"exec/s: (\d+)", line)
+        if m:
+            self.exec_s = int(m.group(1))
+        m = re.search(r"crash: (\d+)", line)
+        if m:
+            self.crashes = max(self.crashes, int(m.group(1)))
+        if "ERROR: libFuzzer" in line or "deadly signal" in line:
+            self.crashes = max(self.crashes, 1)
+
+
+def run_libfuzzer(binary, corpus, raw_dir, duration, jobs, dict_path, max_len, quiet, log):
+    args = [binary, "-fork=%d" % jobs, "-ignore_crashes=1", "-ignore_timeouts=1",
+            "-ignore_ooms=1", "-artifact_prefix=" + raw_dir + "/", "-max_len=%d" % max_len,
+            "-timeout=30", "-print_final_stats=1"]
+    if duration > 0:
+        args.append("-max_total_time=%d" % duration)
+    if dict_path:
+        args.append("-dict=" + dict_path)
+    args.append(corpus)
+    return stream(args, quiet, log, env=None)
+
+
+def run_afl(binary, mutator, corpus, out_dir, duration, quiet, log):
+    env = dict(os.environ)
+    env.update({"AFL_CUSTOM_MUTATOR_LIBRARY": mutator, "AFL_SKIP_CPUFREQ": "1",
+                "AFL_NO_UI": "1", "AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES": "1",
+                "AFL_NO_AFFINITY": "1"})
+    args = ["afl-fuzz", "-i", corpus, "-o", out_dir]
+    if duration > 0:
+        args += ["-V", str(duration)]
+    args += ["--", binary]
+    return stream(args, quiet, log, env=env)
+
+
+def stream(args, quiet, log, env):
+    progress = Progress()
+    start = time.time()
+    last = 0.0
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace", env=env, start_new_session=True)
+    interrupted = False
+
+    def on_sigint(signum, frame):
+        nonlocal interrupted
+        interrupted = True
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, on_sigint)
+    try:
+        for line in proc.stdout:
+            log.write(line)
+            progress.feed(line)
+            now = time.time()
+            if not quiet and now - last >= 5:
+                last = now
+                print(f"[{int(now - start):5d}s] execs {progress.execs} "
+                      f"({progress.exec_s}/s) cov {progress.cov} ft {progress.ft} "
+                      f"corpus {progress.corpus} crashes {progress.crashes}", flush=True)
+        proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, old)
+    return progress, time.time() - start, interrupted
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--target", default="kmalloc_obj_reserved_fuzz")
+    ap.add_argument("--engine", default="libfuzzer", choices=["libfuzzer", "afl"])
+    ap.add_argument("--duration", default="300",
+                    help="seconds to fuzz; 0 runs until stopped (Ctrl-C)")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--max-len", type=int, default=16 + 8 * 128)
+    ap.add_argument("--define", action="append", default=[],
+                    help="Bazel --define, e.g. slabfuzz_bug=RESERVE_OFF_BY_ONE (the zoo)")
+    ap.add_argument("--binary", default=None, help="use this fuzz binary; do not build")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args()
+    if not re.fullmatch(r"\d+", a.duration):
+        die("--duration takes a whole number of seconds (0: until stopped)")
+    duration = int(a.duration)
+    if a.jobs < 1:
+        die("--jobs must be at least 1")
+    if not os.path.isdir(os.path.join(ROOT, "corpora", a.target)) and a.binary is None:
+        die(f"no such fuzzer '{a.target}' (see corpora/ and fuzzers/BUILD)")
+
+    out = os.path.abspath(a.out or os.path.join(ROOT, "out", "fuzz", a.target))
+    corpus = os.path.join(out, "corpus")
+    raw = os.path.join(out, "crashes", "raw")
+    os.makedirs(raw, exist_ok=True)
+
+    if a.binary:
+        binary = os.path.abspath(a.binary)
+        bin_dir = None
+    else:
+        bin_dir = build(a.target, a.engine, a.define)
+        binary = os.path.join(bin_dir, "fuzzers", a.target + "_bin")
+    if bin_dir:
+        seed_corpus(bin_dir, a.target, corpus)
+    os.makedirs(corpus, exist_ok=True)
+    if not os.listdir(corpus):
+        # An empty corpus is allowed; libFuzzer starts from an empty input.
+        pass
+    dict_path = os.path.join(ROOT, "fuzzers", "slabfuzz.dict")
+    dict_path = dict_path if os.path.getsize(dict_path) > 0 else None
+
+    print(f"campaign: {a.target} with {a.engine} for "
+          f"{str(duration) + ' s' if duration else 'ever (Ctrl-C stops)'}; output in {out}",
+          flush=True)
+    with open(os.path.join(out, "engine.log"), "a") as log:
+        if a.engine == "libfuzzer":
+            progress, elapsed, interrupted = run_libfuzzer(
+                binary, corpus, raw, duration, a.jobs, dict_path, a.max_len, a.quiet, log)
+        else:
+            seeds = corpus if os.listdir(corpus) else None
+            if seeds is None:
+                seeds = os.path.join(out, "afl-seed")
+                os.makedirs(seeds, exist_ok=True)
+                open(os.path.join(seeds, "empty"), "wb").write(b"\0" * 16)
+            mutator = os.path.join(bin_dir, "fuzzers", "libslabfuzz_afl_mutator.so")
+            progress, elapsed, interrupted = run_afl(
+                binary, mutator, seeds, os.path.join(out, "afl"), duration, a.quiet, log)
+            for p in glob.glob(os.path.join(out, "afl", "*", "crashes", "id:*")):
+                shutil.copy(p, os.path.join(raw, os.path.basename(p).replace(":", "_")))
+
+    titles = triage(binary, raw, os.path.join(out, "crashes"), a.engine)
+    lines = [f"target {a.target} engine {a.engine} ran {int(elapsed)} s"
+             + (" (interrupted)" if interrupted else ""),
+             f"executions {progress.execs} coverage {progress.cov} features {progress.ft} "
+             f"corpus {progress.corpus}",
+             f"crashes: {sum(titles.values())} inputs, {len(titles)} distinct titles"]
+    for t, n in sorted(titles.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {n:4d}  {t}")
+    summary = "\n".join(lines) + "\n"
+    with open(os.path.join(out, "summary.txt"), "w") as f:
+        f.write(summary)
+    print("\n" + summary, end="")
+    print(f"campaign: reproducers and reports in {os.path.join(out, 'crashes')}")
+    sys.exit(1 if titles else 0)
+
+
+if __name__ == "__main__":
+    main()
