@@ -226,6 +226,7 @@ void Exec::exec(int cpu, const Op& op) {
       return;
     }
     case OpCode::kPressure:
+      vm_->anon_touch(op.c);  // touched again: what was swapped out comes back
       kenv::page_source_pressure(op.c);
       return;
     case OpCode::kFailNext:
@@ -274,16 +275,19 @@ void Exec::exec(int cpu, const Op& op) {
     }
     case OpCode::kZoneCreate: {
       int i = op.a % p_.header.nzones;
-      if (!alive_[test_zone(i)]) create_test_zone(i, op.b);
+      if (!alive_[test_zone(i)] && zone_busy_[test_zone(i)] == 0) create_test_zone(i, op.b);
       return;
     }
     case OpCode::kZoneDestroy: {
       int z = test_zone(op.a % p_.header.nzones);
       if (!alive_[z] || zone_busy_[z] != 0) return;
+      alive_[z] = false;  // first: no new allocation (an interrupt, say) may start
+      zone_busy_[z]++;    // and no zone_create may reuse the slot meanwhile
+      void* h = oracle_.zone_handle(z);
       for (size_t i = oracle_.live_count(); i-- > 0;)
-        if (oracle_.live(i).zone == z) free_live(i);
-      alive_[z] = false;
-      b_->zone_destroy(oracle_.zone_handle(z));
+        if (i < oracle_.live_count() && oracle_.live(i).zone == z) free_live(i);
+      b_->zone_destroy(h);
+      zone_busy_[z]--;
       checked_at_[z] = 0;
       return;
     }
@@ -434,15 +438,23 @@ RunResult Exec::run() {
     for (const Op& op : p_.ops) streams[op.cpu].push_back(op);
     rt.spawn(0, "pagedaemon", [this] {
       for (;;) {
+        uint64_t asked = kenv::vm_pageout_requests();
+        bool paged = false, low = false;
         while (kenv::current_boot_phase() >= kenv::boot_phase::VM_READY &&
                kenv::vm_free_count() < kenv::vm_free_target()) {
+          low = true;
           Busy busy(this);
-          if (vm_->pageout(8) > 0) continue;
-          // Nothing left to page out: ask the allocators for their free slabs
-          // (vm_lowmem), then give up until woken again.
-          b_->poll();
-          break;
+          if (vm_->pageout(8) == 0) break;
+          paged = true;
         }
+        // vm_lowmem: the allocators give back their free slabs and, memory being
+        // back, top their reserves up (non-blocking, outside any critical section).
+        if (low || paged) {
+          Busy busy(this);
+          b_->poll();
+        }
+        // Asked again while working: look again rather than sleep through it.
+        if (kenv::vm_pageout_requests() != asked) continue;
         kenv::tsleep(kenv::vm_pageout_chan(), "pgdaemon", 0);
       }
     }, /*daemon=*/true);

@@ -65,6 +65,9 @@ struct PageSource {
 	/* The most free pages a sleeping request needs (floor + size): the pageout
 	 * daemon pages out at least this far. Cleared when it is reached. */
 	std::atomic<size_t> wanted{0};
+	/* vm_wait() calls so far: a pageout daemon that saw this change since it last
+	 * looked must look again before it sleeps (no lost wakeup). */
+	std::atomic<uint64_t> pageout_requests{0};
 	PageSourceStats st;
 	Arena arena;
 	uint64_t chunks_in_use = 0;
@@ -287,6 +290,7 @@ void vm_wait_since(uint64_t gen, const char *wmesg)
 	spin_lock(&g_ps.spin);
 	g_ps.waiters++;
 	g_ps.st.waits++;
+	g_ps.pageout_requests.fetch_add(1, std::memory_order_relaxed);
 	spin_unlock(&g_ps.spin);
 	wakeup(&g_ps.pageout_chan);
 	/* Nothing can run between this check and the sleep but for wakeup()s, which do
@@ -301,6 +305,11 @@ void vm_wait_since(uint64_t gen, const char *wmesg)
 size_t vm_free_count()
 {
 	return __atomic_load_n(&g_ps.free, __ATOMIC_RELAXED);
+}
+
+uint64_t vm_pageout_requests()
+{
+	return g_ps.pageout_requests.load(std::memory_order_relaxed);
 }
 
 const void *vm_pageout_chan()

@@ -48,6 +48,9 @@ size_t vm_free_count();
 /* The channel the pageout daemon sleeps on, and its target of free pages: the
  * configured free_target, or more while a sleeping request needs more. */
 const void *vm_pageout_chan();
+/* How many times vm_wait() asked for the pageout daemon: a daemon compares it before
+ * sleeping with the value it saw when it last looked at free memory. */
+uint64_t vm_pageout_requests();
 size_t vm_free_target();
 
 /* ---- the driver's side ------------------------------------------------------ */

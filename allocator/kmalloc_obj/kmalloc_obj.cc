@@ -843,6 +843,10 @@ int kmalloc_obj_poll(struct kmalloc_zone *zone)
 		kmem_slab_free(zone, s);
 		n++;
 	}
+	/* The poller runs outside critical sections and locks: a good time to top the
+	 * reserve back up, without blocking, if memory came back since the last dip. */
+	if (zone->reserve > 0 && zone->nfull.load() < static_cast<size_t>(zone->reserve))
+		kmalloc_obj_reserve_refill(zone);
 	return n;
 }
 

@@ -154,6 +154,18 @@ bool Vm::unmap_one() {
   return true;
 }
 
+void Vm::anon_touch(size_t pages) {
+  std::vector<void*> back;
+  kenv::spin_lock(&spin_);
+  for (size_t n = 0; n < pages && !anon_swapmeta_.empty(); n += o_.pages_per_swapmeta) {
+    back.push_back(anon_swapmeta_.back());
+    anon_swapmeta_.pop_back();
+    stats_.swapins++;
+  }
+  kenv::spin_unlock(&spin_);
+  for (void* sm : back) b_.free(swap_, sm);
+}
+
 size_t Vm::mapped_pages() {
   kenv::spin_lock(&spin_);
   size_t n = pages_.size();
@@ -180,7 +192,7 @@ int Vm::pageout(int npages) {
     void* sm = b_.alloc(swap_, M_SYSWAIT | M_NULLOK);
     if (sm != nullptr && anon) {
       kenv::spin_lock(&spin_);
-      swapmeta_.push_back(sm);
+      anon_swapmeta_.push_back(sm);
       kenv::spin_unlock(&spin_);
       kenv::page_source_relief(o_.pages_per_swapmeta);
       freed += o_.pages_per_swapmeta;
@@ -209,14 +221,18 @@ int Vm::pageout(int npages) {
 }
 
 void Vm::pageout_daemon() {
-  // Check before sleeping: a vm_wait() that ran before this thread first slept
-  // must not be lost.
   for (;;) {
+    uint64_t asked = kenv::vm_pageout_requests();
+    bool paged = false;
     while (kenv::vm_free_count() < kenv::vm_free_target()) {
-      if (pageout(8) > 0) continue;
-      b_.poll();  // vm_lowmem: the allocators give back their free slabs
-      break;
+      if (pageout(8) == 0) break;
+      paged = true;
     }
+    // vm_lowmem: the allocators give back their free slabs (and, memory being back,
+    // top their reserves up).
+    if (paged || kenv::vm_free_count() < kenv::vm_free_target()) b_.poll();
+    // Asked again while working: look again rather than sleep through it.
+    if (kenv::vm_pageout_requests() != asked) continue;
     kenv::tsleep(kenv::vm_pageout_chan(), "pgdaemon", 0);
   }
 }
@@ -228,6 +244,8 @@ void Vm::teardown() {
   kenv::spin_lock(&spin_);
   lists[0].swap(map_entries_);
   lists[1].swap(swapmeta_);
+  lists[1].insert(lists[1].end(), anon_swapmeta_.begin(), anon_swapmeta_.end());
+  anon_swapmeta_.clear();
   lists[2].swap(kernel_entries_pv_);
   lists[3].swap(kernel_entries_map_);
   kenv::spin_unlock(&spin_);

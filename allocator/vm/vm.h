@@ -60,6 +60,9 @@ class Vm {
   // A user page fault (flags for the page and the PV entry). False if it failed.
   bool fault(int flags);
   bool unmap_one();
+  // Other consumers touch `pages` of their anonymous memory again: what had been
+  // swapped out of it comes back in, and its SWAPMETA entries are freed.
+  void anon_touch(size_t pages);
   // Pages out up to npages user pages; returns the pages given back.
   int pageout(int npages);
   // The pageout daemon's body (a kenv daemon thread): sleeps until vm_wait() wakes it,
@@ -97,6 +100,7 @@ class Vm {
   std::vector<UserPage> pages_;
   std::vector<void*> map_entries_;
   std::vector<void*> swapmeta_;
+  std::vector<void*> anon_swapmeta_;  // for swapped-out anonymous (pressure) memory
   std::vector<void*> kernel_entries_pv_;
   std::vector<void*> kernel_entries_map_;
   VmStats stats_;
