@@ -132,10 +132,10 @@ class Progress:
         m = re.search(r"#(\d+):?\s.*cov: (\d+) ft: (\d+) corp: (\d+)", line)
         if m:
             self.execs, self.cov, self.ft, self.corpus = map(int, m.groups())
-        m = re.search(r"exec/s: (\d+)", line)
+        m = re.search(r"exec/s:? (\d+)", line)
         if m:
             self.exec_s = int(m.group(1))
-        m = re.search(r"crash: (\d+)", line)
+        m = re.search(r"oom/timeout/crash: \d+/\d+/(\d+)", line)
         if m:
             self.crashes = max(self.crashes, int(m.group(1)))
         if "ERROR: libFuzzer" in line or "deadly signal" in line:

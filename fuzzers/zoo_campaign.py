@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""zoo_campaign.py - measure the fuzzers on the bug zoo.
+
+    fuzzers/zoo_campaign.py [--bugs=A,B,...] [--engines=custom,plain,afl] [--runs=3]
+                            [--timeout=600] [--out=out/zoo]
+
+For every zoo bug (fuzzers/zoo.bzl) it builds the default fuzz target with that one
+bug compiled in (--define=slabfuzz_bug=NAME), fuzzes it from an empty corpus with each
+engine:
+    custom  libFuzzer with slabfuzz's structure-aware mutator and crossover
+    plain   libFuzzer with its own byte-level mutations only
+    afl     AFL++ (persistent mode) with the same custom mutator library
+and records the time to the first crash and its title. Runs use seeds 1..runs, so a
+measurement can be repeated. The table (median over the runs) is printed and written to
+OUT/zoo.txt. Exit 1 if some bug was not found within the timeout.
+"""
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = "kmalloc_obj_reserved_fuzz"
+TITLE_RE = re.compile(r"^slabfuzz: [^\n]+", re.M)
+
+
+def zoo_bugs():
+    text = open(os.path.join(ROOT, "fuzzers", "zoo.bzl")).read()
+    block = text[text.index("ZOO_BUGS = ["):]
+    block = block[:block.index("]")]
+    return re.findall(r'"([A-Z0-9_]+)"', block)
+
+
+def bazel_out(config, bug, targets):
+    flags = ["--config=" + config, "--define=slabfuzz_bug=" + bug]
+    r = subprocess.run(["bazel", "build", "--noshow_progress", *flags, *targets], cwd=ROOT,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        sys.stderr.write(r.stderr[-3000:])
+        sys.exit(f"zoo: build of {bug} ({config}) failed")
+    info = subprocess.run(["bazel", "info", *flags, "bazel-bin"], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return info.stdout.strip()
+
+
+def build(bug, engines, dest):
+    """Copies the bug's binaries to dest; returns {engine: path}."""
+    os.makedirs(dest, exist_ok=True)
+    out = {}
+    if "custom" in engines or "plain" in engines:
+        b = bazel_out("libfuzzer", bug, [f"//fuzzers:{TARGET}_bin",
+                                         f"//fuzzers:{TARGET}_plain_bin"])
+        for eng, name in (("custom", TARGET + "_bin"), ("plain", TARGET + "_plain_bin")):
+            if eng in engines:
+                p = os.path.join(dest, eng)
+                shutil.copy(os.path.join(b, "fuzzers", name), p)
+                out[eng] = p
+    if "afl" in engines:
+        b = bazel_out("afl", bug, [f"//fuzzers:{TARGET}_bin",
+                                   "//fuzzers:libslabfuzz_afl_mutator.so"])
+        p = os.path.join(dest, "afl")
+        shutil.copy(os.path.join(b, "fuzzers", TARGET + "_bin"), p)
+        shutil.copy(os.path.join(b, "fuzzers", "libslabfuzz_afl_mutator.so"),
+                    os.path.join(dest, "libslabfuzz_afl_mutator.so"))
+        out["afl"] = p
+    return out
+
+
+def title_of(binary, crash, engine):
+    if engine == "afl":
+        with open(crash, "rb") as f:
+            r = subprocess.run([binary], stdin=f, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, errors="replace", timeout=60)
+    else:
+        r = subprocess.run([binary, crash], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, errors="replace", timeout=60)
+    m = TITLE_RE.search(r.stdout)
+    if m:
+        return m.group(0)
+    m = re.search(r"ERROR: AddressSanitizer: ([\w-]+)", r.stdout)
+    if m:
+        return "asan: " + m.group(1)
+    m = re.search(r"runtime error: ([^\n]{0,80})", r.stdout)
+    return "ubsan: " + m.group(1) if m else "no title"
+
+
+def run_one(binary, engine, seed, timeout, work):
+    """Fuzzes from an empty corpus until the first crash; returns (seconds, title)."""
+    corpus = os.path.join(work, "corpus")
+    crashes = os.path.join(work, "crashes")
+    os.makedirs(corpus)
+    os.makedirs(crashes)
+    start = time.time()
+    if engine in ("custom", "plain"):
+        cmd = [binary, f"-seed={seed}", f"-max_total_time={timeout}", "-max_len=528",
+               "-artifact_prefix=" + crashes + "/", "-timeout=30", corpus]
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=timeout + 120)
+        found = sorted(os.listdir(crashes))
+        elapsed = time.time() - start
+        if not found:
+            return None, None
+        return elapsed, title_of(binary, os.path.join(crashes, found[0]), engine)
+    seeds = os.path.join(work, "seeds")
+    os.makedirs(seeds)
+    open(os.path.join(seeds, "empty"), "wb").write(b"\0" * 16)
+    env = dict(os.environ, AFL_CUSTOM_MUTATOR_LIBRARY=os.path.join(os.path.dirname(binary),
+                                                                     "libslabfuzz_afl_mutator.so"),
+               AFL_SKIP_CPUFREQ="1", AFL_NO_UI="1", AFL_BENCH_UNTIL_CRASH="1",
+               AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES="1", AFL_NO_AFFINITY="1")
+    out = os.path.join(work, "afl")
+    subprocess.run(["afl-fuzz", "-s", str(seed), "-i", seeds, "-o", out, "-V", str(timeout),
+                    "--", binary], env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=timeout + 120)
+    elapsed = time.time() - start
+    found = []
+    for d, _, files in os.walk(out):
+        if os.path.basename(d) == "crashes":
+            found += [os.path.join(d, f) for f in sorted(files) if f.startswith("id:")]
+    if not found:
+        return None, None
+    return elapsed, title_of(binary, found[0], engine)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bugs", default=",".join(zoo_bugs()))
+    ap.add_argument("--engines", default="custom,plain,afl")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--out", default=os.path.join(ROOT, "out", "zoo"))
+    a = ap.parse_args()
+    bugs = [b for b in a.bugs.split(",") if b]
+    unknown = set(bugs) - set(zoo_bugs())
+    if unknown:
+        sys.exit(f"zoo: unknown bugs {sorted(unknown)}; known: {zoo_bugs()}")
+    engines = a.engines.split(",")
+    os.makedirs(a.out, exist_ok=True)
+    rows = []
+    missed = False
+    for bug in bugs:
+        bins = build(bug, engines, os.path.join(a.out, "bin", bug))
+        for eng in engines:
+            times, titles = [], []
+            for seed in range(1, a.runs + 1):
+                with tempfile.TemporaryDirectory(dir=a.out) as work:
+                    t, title = run_one(bins[eng], eng, seed, a.timeout, work)
+                times.append(t)
+                titles.append(title)
+                print(f"zoo: {bug:24s} {eng:6s} run {seed}: "
+                      f"{'%.1f s' % t if t is not None else 'not found'}  {title or ''}",
+                      flush=True)
+            found = [t for t in times if t is not None]
+            if len(found) < len(times):
+                missed = True
+            med = statistics.median(found) if len(found) == len(times) else None
+            rows.append((bug, eng, med, len(found), len(times),
+                         max(set(t for t in titles if t), key=titles.count) if found else "-"))
+    lines = [f"{'bug':24s} {'engine':6s} {'median':>9s} {'found':>6s}  title"]
+    for bug, eng, med, nf, n, title in rows:
+        lines.append(f"{bug:24s} {eng:6s} {('%.1f s' % med) if med is not None else '>' + str(a.timeout) + ' s':>9s} "
+                     f"{nf}/{n:<4d}  {title}")
+    table = "\n".join(lines) + "\n"
+    open(os.path.join(a.out, "zoo.txt"), "w").write(table)
+    print("\n" + table, end="")
+    sys.exit(1 if missed else 0)
+
+
+if __name__ == "__main__":
+    main()
