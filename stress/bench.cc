@@ -1,0 +1,227 @@
+// bench.cc - kmalloc_obj beside glibc malloc, jemalloc, tcmalloc and mimalloc, in one
+// binary and one run (Google Benchmark), with a closing table of ratios.
+//
+//   bazel run --config=perf //stress:bench [-- --benchmark_min_time=0.5]
+//
+// Every allocator is called through its own entry points, so that all of them live
+// side by side: glibc (__libc_malloc/__libc_free), jemalloc (mallocx/dallocx),
+// tcmalloc (tc_malloc/tc_free), mimalloc (mi_malloc/mi_free) and kmalloc_obj
+// (kmalloc_obj/kfree_obj on a 64-byte zone, from a kernel thread context of the
+// threaded runtime whose virtual CPU is the benchmark thread's index).
+// Benchmarks: a 64-byte alloc+free pair; a batch of 10,000 allocations then 10,000
+// frees; producer/consumer (two threads, each frees what the other allocated); at 1
+// and 2 threads where it applies. Ratios are peer time / kmalloc_obj time (above 1:
+// kmalloc_obj is faster).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "allocator/kenv/kenv.h"
+#include "allocator/kenv/malloc.h"
+#include "allocator/kenv/page_source.h"
+#include "allocator/kenv/runtime.h"
+#include "allocator/kmalloc_obj/kmalloc_obj.h"
+
+extern "C" {
+void* __libc_malloc(size_t);
+void __libc_free(void*);
+void* mallocx(size_t, int);
+void dallocx(void*, int);
+void* tc_malloc(size_t);
+void tc_free(void*);
+void* mi_malloc(size_t);
+void mi_free(void*);
+}
+
+namespace {
+
+constexpr size_t kSize = 64;
+constexpr int kBatch = 10000;
+
+kmalloc_zone* g_zone = nullptr;
+kenv::globaldata g_gd[kenv::MAXCPU];
+kenv::thread g_td[kenv::MAXCPU];
+
+// Each benchmark thread runs as kernel thread `index` on virtual CPU `index`.
+void enter_kernel(int index) {
+  kenv::thread* td = &g_td[index];
+  td->td_gd = &g_gd[index];
+  td->td_name = "bench";
+  kenv::curthread_tls = td;
+}
+
+struct GlibcA {
+  static void* alloc() { return __libc_malloc(kSize); }
+  static void release(void* p) { __libc_free(p); }
+};
+struct JemallocA {
+  static void* alloc() { return mallocx(kSize, 0); }
+  static void release(void* p) { dallocx(p, 0); }
+};
+struct TcmallocA {
+  static void* alloc() { return tc_malloc(kSize); }
+  static void release(void* p) { tc_free(p); }
+};
+struct MimallocA {
+  static void* alloc() { return mi_malloc(kSize); }
+  static void release(void* p) { mi_free(p); }
+};
+struct KmallocObjA {
+  static void* alloc() { return kmalloc_obj(kSize, g_zone, M_WAITOK); }
+  static void release(void* p) { kfree_obj(p, g_zone); }
+};
+
+template <class A>
+void BM_Pair(benchmark::State& state) {
+  enter_kernel(state.thread_index());
+  for (auto _ : state) {
+    void* p = A::alloc();
+    benchmark::DoNotOptimize(p);
+    A::release(p);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+template <class A>
+void BM_Batch(benchmark::State& state) {
+  enter_kernel(state.thread_index());
+  std::vector<void*> v(kBatch);
+  for (auto _ : state) {
+    for (int i = 0; i < kBatch; i++) v[i] = A::alloc();
+    benchmark::DoNotOptimize(v.data());
+    for (int i = 0; i < kBatch; i++) A::release(v[i]);
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+// Two threads: each allocates a batch, hands it to the other, and frees the batches
+// it is handed: every free is a cross-thread (remote) free. lane[i] carries batches to
+// thread i; its consumed count tells the sender when a buffer may be reused.
+constexpr int kHandoff = 256;
+struct Lane {
+  std::atomic<void**> slot{nullptr};
+  std::atomic<uint64_t> consumed{0};
+};
+Lane g_lanes[2];
+
+template <class A>
+void BM_ProducerConsumer(benchmark::State& state) {
+  const int me = state.thread_index(), peer = 1 - me;
+  enter_kernel(me);
+  g_lanes[me].slot.store(nullptr);
+  g_lanes[me].consumed.store(0);
+  std::vector<void*> bufs[2] = {std::vector<void*>(kHandoff), std::vector<void*>(kHandoff)};
+  uint64_t sent = 0;
+  auto drain = [&] {
+    if (void** b = g_lanes[me].slot.exchange(nullptr, std::memory_order_acquire)) {
+      for (int i = 0; i < kHandoff; i++) A::release(b[i]);
+      g_lanes[me].consumed.fetch_add(1, std::memory_order_release);
+    }
+  };
+  for (auto _ : state) {
+    // This buffer carried batch sent-2: the peer must be done with it.
+    while (sent >= 2 && g_lanes[peer].consumed.load(std::memory_order_acquire) < sent - 1) drain();
+    void** buf = bufs[sent % 2].data();
+    for (int i = 0; i < kHandoff; i++) buf[i] = A::alloc();
+    void** expected = nullptr;
+    while (!g_lanes[peer].slot.compare_exchange_weak(expected, buf, std::memory_order_release)) {
+      expected = nullptr;
+      drain();
+    }
+    sent++;
+    drain();
+  }
+  // Both threads run the same number of iterations: take every batch sent to us, and
+  // keep our buffers alive until the peer has freed what they carried.
+  while (g_lanes[me].consumed.load() < sent) drain();
+  while (g_lanes[peer].consumed.load(std::memory_order_acquire) < sent) drain();
+  state.SetItemsProcessed(state.iterations() * kHandoff);
+}
+
+#define SLABFUZZ_BENCH(A, name)                                                   \
+  BENCHMARK_TEMPLATE(BM_Pair, A)->Name("pair/" name)->Threads(1)->Threads(2);     \
+  BENCHMARK_TEMPLATE(BM_Batch, A)->Name("batch10000/" name)->Threads(1)->Threads(2); \
+  BENCHMARK_TEMPLATE(BM_ProducerConsumer, A)->Name("prodcons/" name)->Threads(2)
+
+SLABFUZZ_BENCH(KmallocObjA, "kmalloc_obj");
+SLABFUZZ_BENCH(GlibcA, "glibc");
+SLABFUZZ_BENCH(JemallocA, "jemalloc");
+SLABFUZZ_BENCH(TcmallocA, "tcmalloc");
+SLABFUZZ_BENCH(MimallocA, "mimalloc");
+
+// Collects every result, then prints ns per item and the ratio to kmalloc_obj.
+class TableReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& r : runs) {
+      if (r.run_type != Run::RT_Iteration || r.error_occurred) continue;
+      std::string name = r.benchmark_name();  // e.g. pair/glibc/threads:2
+      size_t a = name.find('/'), b = name.find('/', a + 1);
+      std::string bench = name.substr(0, a);
+      std::string alloc = name.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
+      std::string threads = b == std::string::npos ? "" : name.substr(b + 1);
+      auto it = r.counters.find("items_per_second");
+      if (it == r.counters.end()) continue;
+      double items_s = it->second.value;
+      results_[bench + " " + threads][alloc] = items_s;
+      order_.push_back(bench + " " + threads);
+    }
+  }
+  void Finalize() override {
+    ConsoleReporter::Finalize();
+    printf("\n%-28s %-12s %14s %14s %10s\n", "benchmark", "allocator", "ns/op (sum)",
+           "Mops/s", "vs kmo");
+    std::vector<std::string> seen;
+    for (const std::string& key : order_) {
+      if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+      seen.push_back(key);
+      auto& row = results_[key];
+      double kmo = row.count("kmalloc_obj") ? row["kmalloc_obj"] : 0;
+      for (const char* alloc : {"kmalloc_obj", "glibc", "jemalloc", "tcmalloc", "mimalloc"}) {
+        if (!row.count(alloc)) continue;
+        double items_s = row[alloc];
+        printf("%-28s %-12s %14.2f %14.1f %10.2f\n", key.c_str(), alloc, 1e9 / items_s,
+               items_s / 1e6, kmo > 0 ? kmo / items_s : 0.0);
+      }
+    }
+    printf("(ns/op: aggregate over threads; vs kmo: peer time / kmalloc_obj time, "
+           ">1 means kmalloc_obj is faster)\n");
+  }
+
+ private:
+  std::map<std::string, std::map<std::string, double>> results_;
+  std::vector<std::string> order_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  kenv::RuntimeConfig rc;
+  rc.ncpus = 2;
+  kenv::Runtime rt(rc);  // for ncpus() and the slow paths (threaded runtime)
+  kenv::boot_reset(kenv::boot_phase::RUNNING);
+  kenv::PageSourceConfig pc;
+  pc.budget_pages = 60000;
+  kenv::page_source_init(pc);
+  for (int i = 0; i < kenv::MAXCPU; i++) g_gd[i].gd_cpuid = i;
+  enter_kernel(0);
+  g_zone = kmalloc_create_obj("BENCH64", kSize, 0);
+  kenv::curthread_tls = nullptr;
+#ifndef SLABFUZZ_PERF
+  fprintf(stderr, "bench: built without --config=perf: checks and preemption points are on\n");
+#endif
+  TableReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  return 0;
+}
