@@ -455,12 +455,12 @@ RunResult Exec::run() {
         }
         // Asked again while working: look again rather than sleep through it.
         if (kenv::vm_pageout_requests() != asked) continue;
-        kenv::tsleep(kenv::vm_pageout_chan(), "pgdaemon", 0);
+        kenv::tsleep_idle(kenv::vm_pageout_chan(), "pgdaemon", 0);
       }
     }, /*daemon=*/true);
     rt.spawn(h.ncpus - 1, "kmpoller", [this] {
       for (;;) {
-        while (poll_kicks_ == 0) kenv::tsleep(&poll_chan_, "kmpoll", 0);
+        while (poll_kicks_ == 0) kenv::tsleep_idle(&poll_chan_, "kmpoll", 0);
         poll_kicks_ = 0;
         Busy busy(this);
         b_->poll();

@@ -77,8 +77,8 @@ void Oracle::on_alloc(int zone, void* obj, int flags, int cpu) {
     const auto* b = static_cast<const unsigned char*>(obj);
     for (size_t i = 0; i < z.size; i++)
       if (b[i] != 0)
-        kenv::check_failed("m-zero", "zone %s: M_ZERO object %p has byte %zu = 0x%02x", zn, obj,
-                           i, b[i]);
+        kenv::check_failed("m-zero", "zone %s: M_ZERO object %p is not zeroed (byte %zu is %u)",
+                           zn, obj, i, b[i]);
   }
   LiveObject o{addr, zone, z.size, cpu, ++serial_};
   fill(obj, z.size, o.serial);

@@ -154,7 +154,7 @@ void canonicalize(Program* p) {
 Program decode(std::span<const uint8_t> bytes) {
   Program p;
   uint8_t hb[kHeaderSize] = {};
-  memcpy(hb, bytes.data(), std::min(bytes.size(), kHeaderSize));
+  if (!bytes.empty()) memcpy(hb, bytes.data(), std::min(bytes.size(), kHeaderSize));
   Header& h = p.header;
   h.backend = hb[0];
   h.vm_mode = hb[1];

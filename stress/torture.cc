@@ -378,7 +378,12 @@ void Torture::teardown() {
     for (const Held& h : w->held) release(sweeper, h);
   for (Inbox& in : inboxes_)
     for (const Held& h : in.items) release(sweeper, h);
-  for (const Held& h : from_intr_.items) release(sweeper, h);
+  std::vector<Held> intr;
+  {
+    std::lock_guard<std::mutex> g(from_intr_.mu);
+    intr.swap(from_intr_.items);
+  }
+  for (const Held& h : intr) release(sweeper, h);
   for (int z = 0; z < kNumZones; z++) {
     std::vector<std::string> problems = b_->check(zones_[z], true);
     if (!problems.empty())
@@ -425,7 +430,7 @@ TortureResult Torture::run() {
   rt.spawn(0, "pagedaemon", [this] { vm_->pageout_daemon(); }, /*daemon=*/true);
   rt.spawn(o_.cpus - 1, "kmpoller", [this] {
     for (;;) {
-      kenv::tsleep(&poll_chan_, "kmpoll", 10);
+      kenv::tsleep_idle(&poll_chan_, "kmpoll", 10);
       b_->poll();
     }
   }, /*daemon=*/true);

@@ -16,7 +16,7 @@ class KmallocObjBackend final : public Backend {
   }
   void zone_destroy(void* zone) override { kmalloc_destroy_obj(Z(zone)); }
   void* alloc(void* zone, int flags) override {
-    return kmalloc_obj(kmalloc_obj_stats(Z(zone)).objsize, Z(zone), flags);
+    return kmalloc_obj(kmalloc_obj_size(Z(zone)), Z(zone), flags);
   }
   void free(void* zone, void* obj) override { kfree_obj(obj, Z(zone)); }
   size_t boot_granule() const override { return KMALLOC_SLAB_SIZE; }

@@ -274,19 +274,22 @@ class Runtime::Impl {
       DetThread* best = next_pick != nullptr && eligible(next_pick) ? next_pick : pick();
       next_pick = nullptr;
       if (best == nullptr) {
+        // Nobody can run. That is the end of the run if every thread has finished
+        // but daemons in their idle wait; a thread, or a daemon waiting elsewhere
+        // (for memory, say) with nobody left to wake it, is a deadlock.
         std::string waiting;
-        bool live = false;
+        bool stuck = false;
         for (auto& up : threads) {
           if (up->state == DetThread::kDone) continue;
           if (solo != nullptr && up.get() != solo) continue;
-          if (!up->daemon) live = true;
+          if (!up->daemon || !up->td.td_idle) stuck = true;
           if (up->state == DetThread::kBlocked) {
             if (!waiting.empty()) waiting += ", ";
             waiting += up->name + " (" + (up->td.td_wmesg ? up->td.td_wmesg : "?") + ")";
           }
         }
-        if (live) fail(Outcome::kDeadlock, stable_title("deadlock", "every thread waits: " + waiting),
-                       "deadlock: no thread can run");
+        if (stuck) fail(Outcome::kDeadlock, stable_title("deadlock", "every thread waits: " + waiting),
+                        "deadlock: no thread can run");
         break;
       }
       resume(best);

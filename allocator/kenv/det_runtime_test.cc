@@ -208,7 +208,7 @@ TEST(DetRuntime, DaemonsDoNotKeepARunAlive) {
   int served = 0;
   rt.spawn(0, "daemon", [&] {
     for (;;) {
-      tsleep(&chan, "idle", 0);
+      tsleep_idle(&chan, "idle", 0);
       served++;
     }
   }, /*daemon=*/true);
@@ -218,6 +218,16 @@ TEST(DetRuntime, DaemonsDoNotKeepARunAlive) {
   });
   Outcome o = rt.run();
   EXPECT_TRUE(o.ok()) << o.title;
+}
+
+TEST(DetRuntime, ADaemonStuckOutsideItsIdleWaitIsADeadlock) {
+  Runtime rt(Config(1, 5));
+  int chan = 0;
+  rt.spawn(0, "daemon", [&] { tsleep(&chan, "forever", 0); }, /*daemon=*/true);
+  rt.spawn(0, "client", [] { preempt_point(); });
+  Outcome o = rt.run();
+  EXPECT_EQ(o.kind, Outcome::kDeadlock);
+  EXPECT_EQ(o.title, "slabfuzz: deadlock: every thread waits: daemon (forever)");
 }
 
 TEST(DetRuntime, SleepInCriticalSectionIsDetected) {

@@ -61,6 +61,7 @@ struct thread {
 	int td_intr;		/* nonzero: running as an interrupt */
 	int td_nosleep;		/* nonzero: inside a no-block scope (M_NOWAIT path) */
 	int td_kmdepth;		/* nesting of allocator slow paths (recursion bound) */
+	int td_idle;		/* a daemon in its idle wait (tsleep_idle) */
 	const char *td_name;
 	const char *td_wmesg;	/* what it waits for, while it waits */
 	const void *td_wchan;
@@ -101,6 +102,16 @@ void rt_spin_released(struct spinlock *spin);
 int tsleep(const void *chan, const char *wmesg, int timo);
 void wakeup(const void *chan);
 void wakeup_one(const void *chan);
+/* A daemon's idle wait, at the top of its loop, holding nothing: the only place a
+ * runtime may end a daemon when the run is over. */
+inline int tsleep_idle(const void *chan, const char *wmesg, int timo)
+{
+	thread *td = curthread_tls;
+	td->td_idle = 1;
+	int r = tsleep(chan, wmesg, timo);
+	td->td_idle = 0;
+	return r;
+}
 /* Counts a step of progress for the watchdog (threaded) and the trace (det). */
 void rt_progress(void);
 

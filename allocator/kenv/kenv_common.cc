@@ -3,7 +3,8 @@
 //
 // Invariants: the boot phase only moves forward within one kernel's life
 // (boot_reset() starts a new one); a crash title never contains an address or a
-// number that changes from run to run, so that crashes deduplicate by title.
+// count (addresses become ADDR, standalone numbers N), so that crashes deduplicate
+// by title.
 #include <cstdarg>
 #include <cstdio>
 #include <regex>
@@ -61,8 +62,11 @@ const char* outcome_kind_name(Outcome::Kind k) {
 }
 
 std::string stable_title(const std::string& check, const std::string& detail) {
+  // Addresses and counts change from run to run; names (cpu0, TEST1) do not.
   static const std::regex hex("0x[0-9a-fA-F]+");
+  static const std::regex num("\\b[0-9]+\\b");
   std::string d = std::regex_replace(detail, hex, "ADDR");
+  d = std::regex_replace(d, num, "N");
   // A title is one line.
   for (char& c : d)
     if (c == '\n') c = ' ';

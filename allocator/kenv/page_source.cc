@@ -53,7 +53,7 @@ struct Arena {
 struct PageSource {
 	spinlock spin;
 	PageSourceConfig cfg;
-	size_t free = 0;
+	std::atomic<size_t> free{0};	/* read without the lock by vm_free_count() */
 	size_t withheld = 0;
 	uint64_t nonblocking_requests = 0;
 	uint32_t fail_next = 0;
@@ -304,7 +304,7 @@ void vm_wait_since(uint64_t gen, const char *wmesg)
 
 size_t vm_free_count()
 {
-	return __atomic_load_n(&g_ps.free, __ATOMIC_RELAXED);
+	return g_ps.free.load(std::memory_order_relaxed);
 }
 
 uint64_t vm_pageout_requests()
@@ -326,7 +326,8 @@ size_t vm_free_target()
 void page_source_pressure(size_t pages)
 {
 	spin_lock(&g_ps.spin);
-	size_t take = pages < g_ps.free ? pages : g_ps.free;
+	size_t avail = g_ps.free.load();
+	size_t take = pages < avail ? pages : avail;
 	g_ps.free -= take;
 	g_ps.withheld += take;
 	spin_unlock(&g_ps.spin);
@@ -354,12 +355,18 @@ void page_source_fail_next(uint32_t n)
 
 PageSourceStats page_source_stats()
 {
+	/* From a kernel thread, under the lock; from a driver between runs, as it is. */
+	bool locked = curthread() != nullptr;
+	if (locked)
+		spin_lock(&g_ps.spin);
 	PageSourceStats s = g_ps.st;
 	s.budget = g_ps.cfg.budget_pages;
 	s.free = g_ps.free;
 	s.withheld = g_ps.withheld;
 	s.in_use = g_ps.pages_in_use;
 	s.chunks_in_use = g_ps.chunks_in_use;
+	if (locked)
+		spin_unlock(&g_ps.spin);
 	return s;
 }
 

@@ -257,6 +257,19 @@ Outcome Runtime::run() {
       return out;
     }
   }
+  // Interrupts still pending run now, before run() returns: nothing posted is lost.
+  for (int c = 0; c < rt->cfg.ncpus; c++) {
+    while (rt->gd[c].gd_ipending.load() != 0) {
+      TThread* expect = nullptr;
+      if (rt->owner[c].compare_exchange_strong(expect, &rt->idle)) {
+        rt->idle.cpu = c;
+        rt->deliver_interrupts(c);
+        rt->owner[c].store(nullptr, std::memory_order_release);
+      } else {
+        std::this_thread::yield();  // a daemon holds the CPU for a moment
+      }
+    }
+  }
   rt->stopping.store(true);
   {
     std::lock_guard<std::mutex> g(rt->sleep_mu);
@@ -289,7 +302,6 @@ void rt_preempt() {
   TThread* t = t_self;
   thread* td = curthread_tls;
   if (rt == nullptr || t == nullptr || td != &t->td || td->td_critcount != 0) return;
-  if (rt->stopping.load(std::memory_order_relaxed) && t->daemon) throw ThreadStop{};
   rt->deliver_interrupts(t->cpu);
   if (rt->cfg.migrate_one_in > 0 &&
       Runtime::Impl::next_rand(t->rng) % rt->cfg.migrate_one_in == 0) {
@@ -339,7 +351,8 @@ int tsleep(const void* chan, const char* wmesg, int timo) {
                  td->td_name);
   if (td->td_critcount)
     check_failed("sleep-in-critical-section", "tsleep(%s) in %s", wmesg, td->td_name);
-  if (rt->stopping.load() && t->daemon) throw ThreadStop{};
+  // A daemon ends only in its idle wait, holding nothing (never in the middle of work).
+  if (rt->stopping.load() && t->daemon && td->td_idle) throw ThreadStop{};
   (void)chan;
   int cpu = t->cpu;
   rt->release_cpu(t);
@@ -357,7 +370,7 @@ int tsleep(const void* chan, const char* wmesg, int timo) {
   td->td_wmesg = nullptr;
   rt->acquire_cpu(t, cpu);
   rt->deliver_interrupts(t->cpu);
-  if (rt->stopping.load() && t->daemon) throw ThreadStop{};
+  if (rt->stopping.load() && t->daemon && td->td_idle) throw ThreadStop{};
   return 0;
 }
 

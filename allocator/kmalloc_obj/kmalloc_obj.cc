@@ -84,7 +84,10 @@ struct kmalloc_slab {
 	std::atomic<size_t> findex;
 	std::atomic<size_t> xindex;
 	std::atomic<uint8_t> *state;	/* per object: 1 allocated, 0 free */
-	void **fobjs;			/* the free ring */
+	/* The free ring. Relaxed atomics: a slot (k mod ncount) is rewritten by free
+	 * k+ncount only after allocation k consumed it, since frees never outnumber
+	 * allocations; that counting argument, not a lock, orders them. */
+	std::atomic<void *> *fobjs;
 };
 
 /* A counter written by one CPU in a critical section, read by anyone. */
@@ -122,6 +125,7 @@ struct kmalloc_zone {
 	int reserve;
 	std::atomic<int> refilling{0};
 	std::atomic<int> pollers{0};	/* polls under way; destroy waits for none */
+	bool dying;			/* being destroyed: the poller skips it */
 	std::atomic<uint64_t> slabs{0}, boot_slabs{0}, slabs_allocated{0}, slabs_freed{0};
 	std::atomic<uint64_t> dips{0}, refills_tried{0}, refills_failed{0}, failed_allocs{0};
 	struct kmalloc_zone *next_zone;
@@ -250,7 +254,7 @@ kmalloc_slab *kmo_slab_init(void *chunk, kmalloc_zone *zone, uint32_t flags)
 	new (&slab->cpu) std::atomic<int>(-1);
 	slab->vm_cookie = nullptr;
 	char *p = reinterpret_cast<char *>(slab) + ((sizeof(kmalloc_slab) + 7) & ~size_t{7});
-	slab->fobjs = reinterpret_cast<void **>(p);
+	slab->fobjs = reinterpret_cast<std::atomic<void *> *>(p);
 	p += n * sizeof(void *);
 	slab->state = reinterpret_cast<std::atomic<uint8_t> *>(p);
 	slab->base = reinterpret_cast<uintptr_t>(slab) + kmo_header_size(n);
@@ -278,7 +282,7 @@ inline void *kmo_ring_at(const kmalloc_slab *slab, size_t k)
 {
 	if (k < slab->ncount)
 		return reinterpret_cast<void *>(slab->base + k * slab->objsize);
-	return slab->fobjs[k % slab->ncount];
+	return slab->fobjs[k % slab->ncount].load(std::memory_order_relaxed);
 }
 
 inline size_t kmo_nfree(const kmalloc_slab *slab)
@@ -309,13 +313,13 @@ inline void kmo_put(kmalloc_slab *slab, void *obj)
 #else
 	size_t i = slab->findex.fetch_add(1, std::memory_order_relaxed);
 #endif
-	slab->fobjs[i % slab->ncount] = obj;
+	slab->fobjs[i % slab->ncount].store(obj, std::memory_order_relaxed);
 	for (;;) {
 		size_t x = slab->xindex.load(std::memory_order_acquire);
 		if (x == i)
 			break;
 		if (x > i)
-			panic("kfree_obj: %s: free ring slot %zu overtaken (xindex %zu)",
+			panic("kfree_obj: %s: free ring slot overtaken (slot %zu, published %zu)",
 			      slab->zone->name, i, x);
 		kenv::cpu_spinwait();
 	}
@@ -597,6 +601,11 @@ void kmalloc_obj_set_vm_hooks(const kmalloc_vm_hooks *hooks)
 	kmo_hooks = hooks;
 }
 
+size_t kmalloc_obj_size(const struct kmalloc_zone *zone)
+{
+	return zone->objsize;
+}
+
 size_t kmalloc_obj_slab_capacity(size_t objsize)
 {
 	objsize = (objsize + KMALLOC_OBJ_ALIGN - 1) & ~size_t{KMALLOC_OBJ_ALIGN - 1};
@@ -858,6 +867,8 @@ int kmalloc_obj_poll_all(void)
 	spin_lock(&kmo_zones_spin);
 	std::vector<kmalloc_zone *> zones;
 	for (kmalloc_zone *z = kmo_zones; z; z = z->next_zone) {
+		if (z->dying)
+			continue;
 		z->pollers.fetch_add(1, std::memory_order_acquire);
 		zones.push_back(z);
 	}
@@ -878,7 +889,7 @@ void kmalloc_obj_poller(void)
 {
 	for (;;) {
 		while (kmo_poller_kicks.load() == 0)
-			kenv::tsleep(&kmo_poller_chan, "kmpoll", 100);
+			kenv::tsleep_idle(&kmo_poller_chan, "kmpoll", 100);
 		kmo_poller_kicks.store(0);
 		kmalloc_obj_poll_all();
 	}
@@ -896,17 +907,15 @@ void kmalloc_destroy_obj(struct kmalloc_zone *zone)
 	if (st.inuse != 0)
 		panic("kmalloc_destroy_obj: zone %s has %llu live objects", zone->name,
 		      static_cast<unsigned long long>(st.inuse));
-	/* Off the poller's list first; a poll that pinned the zone before that must
-	 * finish before the slabs are collected (it moves and retires slabs). */
-	if (kenv::curthread() != nullptr)
+	/* Out of the poller's sight first; a poll that pinned the zone before that must
+	 * finish before the slabs are collected (it moves and retires slabs). The zone
+	 * stays on the list until it is gone, so that kmalloc_obj_reset() still finds it
+	 * if a run is abandoned in the middle. */
+	bool kthread = kenv::curthread() != nullptr;
+	if (kthread)
 		spin_lock(&kmo_zones_spin);
-	for (kmalloc_zone **pp = &kmo_zones; *pp; pp = &(*pp)->next_zone) {
-		if (*pp == zone) {
-			*pp = zone->next_zone;
-			break;
-		}
-	}
-	if (kenv::curthread() != nullptr)
+	zone->dying = true;
+	if (kthread)
 		spin_unlock(&kmo_zones_spin);
 	while (zone->pollers.load(std::memory_order_acquire) != 0)
 		kenv::cpu_spinwait();
@@ -941,6 +950,16 @@ void kmalloc_destroy_obj(struct kmalloc_zone *zone)
 			kmem_slab_free(zone, s);
 		}
 	}
+	if (kthread)
+		spin_lock(&kmo_zones_spin);
+	for (kmalloc_zone **pp = &kmo_zones; *pp; pp = &(*pp)->next_zone) {
+		if (*pp == zone) {
+			*pp = zone->next_zone;
+			break;
+		}
+	}
+	if (kthread)
+		spin_unlock(&kmo_zones_spin);
 	delete zone;
 }
 
@@ -965,10 +984,14 @@ struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone)
 	st.slabs_freed = zone->slabs_freed.load();
 	st.reserve_target = static_cast<uint64_t>(zone->reserve);
 	st.reserve_level = zone->nfull.load();
-	{
-		const kmalloc_slab *rs = __atomic_load_n(&zone->rsv_slab, __ATOMIC_RELAXED);
-		st.reserve_objects = rs != nullptr ? kmo_nfree(rs) : 0;
-	}
+	/* The shared reserve slab changes under the zone lock (from a kernel thread, take
+	 * it; a driver reading between runs needs none). */
+	bool locked = kenv::curthread() != nullptr;
+	if (locked)
+		spin_lock(const_cast<kenv::spinlock *>(&zone->spin));
+	st.reserve_objects = zone->rsv_slab != nullptr ? kmo_nfree(zone->rsv_slab) : 0;
+	if (locked)
+		spin_unlock(const_cast<kenv::spinlock *>(&zone->spin));
 	st.reserve_dips = zone->dips.load();
 	st.refills_tried = zone->refills_tried.load();
 	st.refills_failed = zone->refills_failed.load();
@@ -1031,7 +1054,7 @@ KENV_NO_COVERAGE std::vector<std::string> kmalloc_obj_check(const struct kmalloc
 		size_t slot = a % s->ncount;
 		for (size_t k = a; k < x && k - a <= s->ncount; k++) {
 			const void *o = k < s->ncount ? reinterpret_cast<void *>(s->base + k * s->objsize)
-						      : s->fobjs[slot];
+						      : s->fobjs[slot].load(std::memory_order_relaxed);
 			if (++slot == s->ncount)
 				slot = 0;
 			auto p = reinterpret_cast<uintptr_t>(o);

@@ -96,6 +96,8 @@ struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone);
 std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zone *zone, bool deep = true);
 /* The zone that owns ptr's slab, or NULL (for oracles). */
 struct kmalloc_zone *kmalloc_obj_owner(const void *ptr);
+/* The zone's object size (the requested size rounded up to a cache line). */
+size_t kmalloc_obj_size(const struct kmalloc_zone *zone);
 /* Objects per slab for objects of the given size. */
 size_t kmalloc_obj_slab_capacity(size_t objsize);
 /* Between runs: forget every slab registration and free every zone left alive

@@ -233,7 +233,7 @@ void Vm::pageout_daemon() {
     if (paged || kenv::vm_free_count() < kenv::vm_free_target()) b_.poll();
     // Asked again while working: look again rather than sleep through it.
     if (kenv::vm_pageout_requests() != asked) continue;
-    kenv::tsleep(kenv::vm_pageout_chan(), "pgdaemon", 0);
+    kenv::tsleep_idle(kenv::vm_pageout_chan(), "pgdaemon", 0);
   }
 }
 

@@ -17,6 +17,7 @@
 #ifndef SLABFUZZ_ALLOCATOR_VM_VM_H_
 #define SLABFUZZ_ALLOCATOR_VM_VM_H_
 
+#include <atomic>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -39,10 +40,11 @@ struct VmOptions {
   int pages_per_swapmeta = 4;
 };
 
+// Counters, bumped by any CPU (relaxed atomics; read them as plain numbers).
 struct VmStats {
-  uint64_t faults = 0, fault_failures = 0, unmaps = 0;
-  uint64_t pageout_runs = 0, pages_paged_out = 0, swapmeta_failures = 0, swapins = 0;
-  uint64_t slabs_mapped = 0;
+  std::atomic<uint64_t> faults{0}, fault_failures{0}, unmaps{0};
+  std::atomic<uint64_t> pageout_runs{0}, pages_paged_out{0}, swapmeta_failures{0}, swapins{0};
+  std::atomic<uint64_t> slabs_mapped{0};
 };
 
 class Vm {
