@@ -51,7 +51,12 @@ def build(target, engine, defines):
     flags = [config] + ["--define=" + d for d in defines]
     targets = [f"//fuzzers:{target}_bin", "//fuzzers:compile"]
     if engine == "afl":
-        targets.append("//fuzzers:libslabfuzz_afl_mutator.so")
+        # afl-fuzz loads the mutator into itself: no sanitizers there.
+        r = bazel("build", "--noshow_progress", "//fuzzers:libslabfuzz_afl_mutator.so",
+                  capture=True)
+        if r.returncode != 0:
+            sys.stderr.write(r.stderr[-4000:])
+            die("build of the AFL++ mutator failed")
     print(f"campaign: building {' '.join(targets)} ({' '.join(flags)})", flush=True)
     r = bazel("build", "--noshow_progress", *flags, *targets, capture=True)
     if r.returncode != 0:
@@ -126,15 +131,11 @@ class Progress:
         self.ft = 0
         self.corpus = 0
         self.crashes = 0
-        self.exec_s = 0
 
     def feed(self, line):
         m = re.search(r"#(\d+):?\s.*cov: (\d+) ft: (\d+) corp: (\d+)", line)
         if m:
             self.execs, self.cov, self.ft, self.corpus = map(int, m.groups())
-        m = re.search(r"exec/s:? (\d+)", line)
-        if m:
-            self.exec_s = int(m.group(1))
         m = re.search(r"oom/timeout/crash: \d+/\d+/(\d+)", line)
         if m:
             self.crashes = max(self.crashes, int(m.group(1)))
@@ -191,8 +192,9 @@ def stream(args, quiet, log, env):
             now = time.time()
             if not quiet and now - last >= 5:
                 last = now
+                rate = progress.execs / max(now - start, 1e-9)
                 print(f"[{int(now - start):5d}s] execs {progress.execs} "
-                      f"({progress.exec_s}/s) cov {progress.cov} ft {progress.ft} "
+                      f"({rate:.0f}/s) cov {progress.cov} ft {progress.ft} "
                       f"corpus {progress.corpus} crashes {progress.crashes}", flush=True)
         proc.wait()
     finally:
@@ -255,7 +257,8 @@ def main():
                 seeds = os.path.join(out, "afl-seed")
                 os.makedirs(seeds, exist_ok=True)
                 open(os.path.join(seeds, "empty"), "wb").write(b"\0" * 16)
-            mutator = os.path.join(bin_dir, "fuzzers", "libslabfuzz_afl_mutator.so")
+            info = bazel("info", "bazel-bin", capture=True)
+            mutator = os.path.join(info.stdout.strip(), "fuzzers", "libslabfuzz_afl_mutator.so")
             progress, elapsed, interrupted = run_afl(
                 binary, mutator, seeds, os.path.join(out, "afl"), duration, a.quiet, log)
             for p in glob.glob(os.path.join(out, "afl", "*", "crashes", "id:*")):

@@ -37,7 +37,7 @@ def zoo_bugs():
 
 
 def bazel_out(config, bug, targets):
-    flags = ["--config=" + config, "--define=slabfuzz_bug=" + bug]
+    flags = (["--config=" + config] if config else []) + ["--define=slabfuzz_bug=" + bug]
     r = subprocess.run(["bazel", "build", "--noshow_progress", *flags, *targets], cwd=ROOT,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
@@ -61,11 +61,12 @@ def build(bug, engines, dest):
                 shutil.copy(os.path.join(b, "fuzzers", name), p)
                 out[eng] = p
     if "afl" in engines:
-        b = bazel_out("afl", bug, [f"//fuzzers:{TARGET}_bin",
-                                   "//fuzzers:libslabfuzz_afl_mutator.so"])
+        b = bazel_out("afl", bug, [f"//fuzzers:{TARGET}_bin"])
         p = os.path.join(dest, "afl")
         shutil.copy(os.path.join(b, "fuzzers", TARGET + "_bin"), p)
-        shutil.copy(os.path.join(b, "fuzzers", "libslabfuzz_afl_mutator.so"),
+        # The mutator runs inside afl-fuzz, which has no sanitizer runtime.
+        m = bazel_out(None, bug, ["//fuzzers:libslabfuzz_afl_mutator.so"])
+        shutil.copy(os.path.join(m, "fuzzers", "libslabfuzz_afl_mutator.so"),
                     os.path.join(dest, "libslabfuzz_afl_mutator.so"))
         out["afl"] = p
     return out
