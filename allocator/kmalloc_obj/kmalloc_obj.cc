@@ -5,7 +5,8 @@
  * --------------------------------------
  * A slab is a 128 KiB chunk aligned to its size; its header sits at the start, so a
  * free finds the slab by masking the address. The header holds a ring of free-object
- * pointers, fobjs[], indexed modulo ncount by three monotonic indices:
+ * pointers, fobjs[] (a power of two >= ncount of slots), indexed by three monotonic
+ * indices taken modulo its size:
  *
  *     aindex <= xindex <= findex,   xindex - aindex = objects free for allocation
  *
@@ -77,6 +78,8 @@ struct kmalloc_slab {
 	uintptr_t base;			/* first object */
 	size_t objsize;
 	size_t ncount;
+	size_t rmask;			/* free ring slots - 1 (a power of two >= ncount) */
+	uint64_t objinv;		/* ceil(2^32 / objsize): offset / objsize by a multiply */
 	int where;			/* kmslab_where */
 	std::atomic<int> cpu;		/* owning CPU while active or alternate */
 	void *vm_cookie;
@@ -206,10 +209,20 @@ bool kmo_registered(const void *slab)
 
 /* ---- slab layout ------------------------------------------------------------------ */
 
+/* Free ring slots for n objects: a power of two, so that a ring index is masked,
+ * not divided. */
+size_t kmo_ring_slots(size_t n)
+{
+	size_t r = 1;
+	while (r < n)
+		r <<= 1;
+	return r;
+}
+
 size_t kmo_header_size(size_t n)
 {
 	size_t h = (sizeof(kmalloc_slab) + 7) & ~size_t{7};
-	h += n * sizeof(void *);				/* fobjs */
+	h += kmo_ring_slots(n) * sizeof(void *);		/* fobjs */
 	h += n;							/* state bytes */
 	return (h + KMALLOC_OBJ_ALIGN - 1) & ~size_t{KMALLOC_OBJ_ALIGN - 1};
 }
@@ -255,13 +268,17 @@ kmalloc_slab *kmo_slab_init(void *chunk, kmalloc_zone *zone, uint32_t flags)
 	slab->vm_cookie = nullptr;
 	char *p = reinterpret_cast<char *>(slab) + ((sizeof(kmalloc_slab) + 7) & ~size_t{7});
 	slab->fobjs = reinterpret_cast<std::atomic<void *> *>(p);
-	p += n * sizeof(void *);
+	slab->rmask = kmo_ring_slots(n) - 1;
+	/* Exact for offsets < 2^17 and sizes <= 2^15 (objects are at most a quarter
+	 * of a slab): the error term stays under 1/objsize. */
+	slab->objinv = ((uint64_t{1} << 32) + zone->objsize - 1) / zone->objsize;
+	p += (slab->rmask + 1) * sizeof(void *);
 	slab->state = reinterpret_cast<std::atomic<uint8_t> *>(p);
 	slab->base = reinterpret_cast<uintptr_t>(slab) + kmo_header_size(n);
 	memset(static_cast<void *>(slab->state), 0, n);	/* atomic<uint8_t> 0: all free */
 	/* The ring's first ncount entries are implicit (object k at ring index k < ncount,
 	 * see kmo_ring_at): no O(ncount) initialisation per slab. A free writes ring slot
-	 * (findex % ncount) only after that slot's implicit entry was handed out, since
+	 * (findex & rmask) only after that slot's implicit entry was handed out, since
 	 * frees never outnumber allocations. */
 	/* Objects not yet handed out carry no fill pattern: kmo_prepare() checks the
 	 * pattern only on objects that went through a free (see kmo_take). */
@@ -277,12 +294,18 @@ kmalloc_slab *kmo_slab_init(void *chunk, kmalloc_zone *zone, uint32_t flags)
 	return slab;
 }
 
+/* Object index of an offset from the first object (offset / objsize). */
+inline size_t kmo_index(const kmalloc_slab *slab, uintptr_t off)
+{
+	return static_cast<size_t>((off * slab->objinv) >> 32);
+}
+
 /* Ring entry k (aindex <= k < xindex). */
 inline void *kmo_ring_at(const kmalloc_slab *slab, size_t k)
 {
 	if (k < slab->ncount)
 		return reinterpret_cast<void *>(slab->base + k * slab->objsize);
-	return slab->fobjs[k % slab->ncount].load(std::memory_order_relaxed);
+	return slab->fobjs[k & slab->rmask].load(std::memory_order_relaxed);
 }
 
 inline size_t kmo_nfree(const kmalloc_slab *slab)
@@ -297,7 +320,7 @@ inline void *kmo_take(kmalloc_slab *slab, bool *reused)
 	void *obj = kmo_ring_at(slab, slab->aindex);
 	*reused = slab->aindex >= slab->ncount;
 	slab->aindex++;
-	size_t i = (reinterpret_cast<uintptr_t>(obj) - slab->base) / slab->objsize;
+	size_t i = kmo_index(slab, reinterpret_cast<uintptr_t>(obj) - slab->base);
 	slab->state[i].store(1, std::memory_order_relaxed);
 	return obj;
 }
@@ -313,7 +336,7 @@ inline void kmo_put(kmalloc_slab *slab, void *obj)
 #else
 	size_t i = slab->findex.fetch_add(1, std::memory_order_relaxed);
 #endif
-	slab->fobjs[i % slab->ncount].store(obj, std::memory_order_relaxed);
+	slab->fobjs[i & slab->rmask].store(obj, std::memory_order_relaxed);
 	for (;;) {
 		size_t x = slab->xindex.load(std::memory_order_acquire);
 		if (x == i)
@@ -687,10 +710,10 @@ void kfree_obj(void *ptr, struct kmalloc_zone *zone)
 		panic("kfree_obj: %p freed to zone %s but belongs to zone %s", ptr, zone->name,
 		      slab->zone->name);
 	uintptr_t off = reinterpret_cast<uintptr_t>(ptr) - slab->base;
-	if (reinterpret_cast<uintptr_t>(ptr) < slab->base || off % slab->objsize != 0 ||
-	    off / slab->objsize >= slab->ncount)
+	size_t i = kmo_index(slab, off);
+	if (reinterpret_cast<uintptr_t>(ptr) < slab->base || off >= KMALLOC_SLAB_SIZE ||
+	    i * slab->objsize != off || i >= slab->ncount)
 		panic("kfree_obj: %s: interior pointer %p", zone->name, ptr);
-	size_t i = off / slab->objsize;
 #ifdef SLABFUZZ_BUG_NO_DOUBLE_FREE_CHECK
 	slab->state[i].store(0, std::memory_order_relaxed);	/* zoo: no double-free check */
 #else
@@ -1049,17 +1072,12 @@ KENV_NO_COVERAGE std::vector<std::string> kmalloc_obj_check(const struct kmalloc
 			bad("slab %p: %zu objects marked allocated, indices say %zu",
 			    static_cast<const void *>(s), marked, used);
 		std::vector<char> on_ring(s->ncount, 0);
-		/* offset / objsize by multiplication: exact for offsets < 2^17, sizes < 2^15 */
-		const uint64_t inv = ((uint64_t{1} << 32) + s->objsize - 1) / s->objsize;
-		size_t slot = a % s->ncount;
 		for (size_t k = a; k < x && k - a <= s->ncount; k++) {
 			const void *o = k < s->ncount ? reinterpret_cast<void *>(s->base + k * s->objsize)
-						      : s->fobjs[slot].load(std::memory_order_relaxed);
-			if (++slot == s->ncount)
-				slot = 0;
+						      : s->fobjs[k & s->rmask].load(std::memory_order_relaxed);
 			auto p = reinterpret_cast<uintptr_t>(o);
 			uintptr_t off = p - s->base;
-			size_t idx = static_cast<size_t>((off * inv) >> 32);
+			size_t idx = kmo_index(s, off);
 			if (p < s->base || off >= KMALLOC_SLAB_SIZE || idx * s->objsize != off ||
 			    idx >= s->ncount)
 				bad("slab %p: free ring holds foreign %p", static_cast<const void *>(s), o);
