@@ -20,8 +20,9 @@
  * A state byte per object (1 = allocated) catches double frees; the free path
  * exchanges it atomically.
  *
- * Per zone and per CPU: an active and an alternate slab (touched only by that CPU in a
- * critical section), and two lists under the per-CPU spinlock: partial (slabs with
+ * Per zone and per CPU: a magazine of up to KMO_MAG free objects (the fast path: a
+ * free pushes, an allocation pops, no atomic operation), an active and an alternate
+ * slab (touched only by that CPU in a critical section), and two lists under the per-CPU spinlock: partial (slabs with
  * free objects) and empty (slabs that had none when they were retired; remote frees
  * may have refilled them). Per zone: the full list (all objects free), under the zone
  * spinlock, which is also the spare-slab reserve of (B). The poller moves all-free
@@ -37,6 +38,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <new>
 #include <set>
 
@@ -63,6 +65,7 @@ using kenv::spin_unlock;
 #define KMSLAB_MAGIC	0x6b6d736cU
 #define KMSLAB_BOOT	0x0001
 #define KMO_FREE_FILL	0xdb	/* freed objects are filled with this (not in perf) */
+#define KMO_MAG		64	/* per-CPU magazine of free objects, per zone */
 
 enum kmslab_where {
 	KMS_NONE, KMS_ACTIVE, KMS_ALTERNATE, KMS_PARTIAL, KMS_EMPTY, KMS_FULL,
@@ -109,6 +112,11 @@ struct alignas(64) kmalloc_pcpu {
 	kmo_counter allocs;
 	kmo_counter frees;
 	kmo_counter remote_frees;
+	/* The magazine: objects this CPU freed, handed out again first (LIFO), without
+	 * touching their slab's ring. Only this CPU, inside a critical section (and
+	 * kmalloc_destroy_obj, on a quiescent zone). */
+	int mag_n;
+	void *mag[KMO_MAG];
 };
 
 struct kmalloc_zone {
@@ -347,6 +355,24 @@ inline void kmo_put(kmalloc_slab *slab, void *obj)
 		kenv::cpu_spinwait();
 	}
 	slab->xindex.store(i + 1, std::memory_order_release);
+}
+
+inline kmalloc_slab *kmo_slab_of(const void *obj)
+{
+	return reinterpret_cast<kmalloc_slab *>(reinterpret_cast<uintptr_t>(obj) &
+						~KMALLOC_SLAB_MASK);
+}
+
+/* Returns the n oldest objects of pc's magazine to their slabs' rings. */
+void kmo_mag_flush(kmalloc_pcpu *pc, int n)
+{
+	if (n > pc->mag_n)
+		n = pc->mag_n;
+	for (int i = 0; i < n; i++)
+		kmo_put(kmo_slab_of(pc->mag[i]), pc->mag[i]);
+	for (int i = n; i < pc->mag_n; i++)
+		pc->mag[i - n] = pc->mag[i];
+	pc->mag_n -= n;
 }
 
 void kmo_list_push(kmalloc_slab **head, kmalloc_slab *slab, int where)
@@ -675,7 +701,15 @@ void *kmalloc_obj(size_t size, struct kmalloc_zone *zone, int flags)
 	preempt_point();
 	void *obj;
 	bool reused = false;
-	if (slab != nullptr && kmo_nfree(slab) > 0) {
+	if (pc->mag_n > 0) {
+		obj = pc->mag[--pc->mag_n];
+		kmalloc_slab *ms = kmo_slab_of(obj);
+		ms->state[kmo_index(ms, reinterpret_cast<uintptr_t>(obj) - ms->base)].store(
+		    1, std::memory_order_relaxed);
+		reused = true;
+		pc->allocs.inc();
+		crit_exit();
+	} else if (slab != nullptr && kmo_nfree(slab) > 0) {
 		obj = kmo_take(slab, &reused);
 		pc->allocs.inc();
 		crit_exit();
@@ -714,17 +748,20 @@ void kfree_obj(void *ptr, struct kmalloc_zone *zone)
 	if (reinterpret_cast<uintptr_t>(ptr) < slab->base || off >= KMALLOC_SLAB_SIZE ||
 	    i * slab->objsize != off || i >= slab->ncount)
 		panic("kfree_obj: %s: interior pointer %p", zone->name, ptr);
-#ifdef SLABFUZZ_BUG_NO_DOUBLE_FREE_CHECK
-	slab->state[i].store(0, std::memory_order_relaxed);	/* zoo: no double-free check */
-#else
-	if (slab->state[i].exchange(0, std::memory_order_relaxed) == 0)
+	/* Only its owner may free an object: a load and a store suffice; two racing
+	 * frees of one object (itself a bug) may go unseen. */
+#ifndef SLABFUZZ_BUG_NO_DOUBLE_FREE_CHECK
+	if (slab->state[i].load(std::memory_order_relaxed) == 0)
 		panic("kfree_obj: %s: double free of %p", zone->name, ptr);
 #endif
+	slab->state[i].store(0, std::memory_order_relaxed);
 	kmo_fill_free(ptr, slab->objsize);
 	crit_enter();
 	preempt_point();
-	kmo_put(slab, ptr);
 	kmalloc_pcpu *pc = &zone->pcpu[mycpuid()];
+	if (pc->mag_n == KMO_MAG)
+		kmo_mag_flush(pc, KMO_MAG / 2);
+	pc->mag[pc->mag_n++] = ptr;
 	pc->frees.inc();
 	if (slab->cpu.load(std::memory_order_relaxed) != mycpuid())
 		pc->remote_frees.inc();
@@ -791,6 +828,7 @@ void kmalloc_obj_drain_cpu(struct kmalloc_zone *zone)
 {
 	crit_enter();
 	kmalloc_pcpu *pc = &zone->pcpu[mycpuid()];
+	kmo_mag_flush(pc, pc->mag_n);
 	kmalloc_slab *slabs[2] = {pc->active, pc->alternate};
 	pc->active = nullptr;
 	pc->alternate = nullptr;
@@ -942,6 +980,8 @@ void kmalloc_destroy_obj(struct kmalloc_zone *zone)
 		spin_unlock(&kmo_zones_spin);
 	while (zone->pollers.load(std::memory_order_acquire) != 0)
 		kenv::cpu_spinwait();
+	for (auto &pc : zone->pcpu)	/* quiescent: every CPU's magazine back to its slabs */
+		kmo_mag_flush(&pc, pc.mag_n);
 	std::vector<kmalloc_slab *> all;
 	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
 		kmalloc_pcpu *pc = &zone->pcpu[cpu];
@@ -1033,6 +1073,22 @@ KENV_NO_COVERAGE std::vector<std::string> kmalloc_obj_check(const struct kmalloc
 	};
 	size_t allocated = 0, slabs = 0, boot = 0, nfull = 0;
 	std::set<const kmalloc_slab *> seen;
+	/* Objects in magazines are free but not on their slab's ring. */
+	std::map<const kmalloc_slab *, size_t> in_mag;
+	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
+		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
+		if (pc->mag_n < 0 || pc->mag_n > KMO_MAG) {
+			bad("cpu%d: magazine count %d", cpu, pc->mag_n);
+			continue;
+		}
+		for (int k = 0; k < pc->mag_n; k++) {
+			const kmalloc_slab *ms = kmo_slab_of(pc->mag[k]);
+			if (!kmo_registered(ms) || ms->zone != zone)
+				bad("cpu%d: magazine holds foreign %p", cpu, pc->mag[k]);
+			else
+				in_mag[ms]++;
+		}
+	}
 	auto visit = [&](const kmalloc_slab *s, int where) KENV_NO_COVERAGE {
 		slabs++;
 		if (!seen.insert(s).second) {
@@ -1052,8 +1108,10 @@ KENV_NO_COVERAGE std::vector<std::string> kmalloc_obj_check(const struct kmalloc
 		if (!(a <= x && x <= f) || x - a > s->ncount)
 			bad("slab %p: indices a=%zu x=%zu f=%zu n=%zu", static_cast<const void *>(s),
 			    a, x, f, s->ncount);
-		size_t used = s->ncount - (x - a);
-		if (x - a > s->ncount)
+		auto mi = in_mag.find(s);
+		size_t mags = mi == in_mag.end() ? 0 : mi->second;
+		size_t used = s->ncount - (x - a) - mags;
+		if (x - a + mags > s->ncount)
 			used = 0;
 		allocated += used;
 		if (s->base + s->ncount * s->objsize > reinterpret_cast<uintptr_t>(s) + KMALLOC_SLAB_SIZE)
