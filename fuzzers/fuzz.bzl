@@ -45,6 +45,7 @@ def slabfuzz_fuzzer(name, defines = [], dict = None):
         tags = ["fuzz-test"],
         deps = [
             ":harness",
+            ":mutator",
             ":target",
         ],
     )

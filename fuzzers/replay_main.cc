@@ -2,6 +2,7 @@
 // fuzzer's corpus, and the way to reproduce or read a crash in any configuration.
 //
 //   replay [--print] [--expect-crash=TITLE] FILE_OR_DIR...
+//   replay --random=N [--seed=S]      N random byte strings (up to 64 operations)
 //
 // A file is a program in binary form, or in text form if it ends in ".txt". Exit 0
 // when every program ran clean (or, with --expect-crash, each ended with that title);
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "fuzzers/harness.h"
+#include "fuzzers/mutator.h"
 #include "fuzzers/target.h"
 
 using namespace slabfuzz;
@@ -71,11 +74,15 @@ void collect(const std::string& path, std::vector<std::string>* files) {
 int main(int argc, char** argv) {
   bool print = false;
   std::string expect;
+  long random_n = 0;
+  unsigned long long random_seed = 1;
   std::vector<std::string> files;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--print") print = true;
     else if (a.rfind("--expect-crash=", 0) == 0) expect = a.substr(15);
+    else if (a.rfind("--random=", 0) == 0) random_n = atol(a.c_str() + 9);
+    else if (a.rfind("--seed=", 0) == 0) random_seed = strtoull(a.c_str() + 7, nullptr, 0);
     else if (a == "-h" || a == "--help") {
       printf("usage: %s [--print] [--expect-crash=TITLE] FILE_OR_DIR...\n", argv[0]);
       return 0;
@@ -83,6 +90,27 @@ int main(int argc, char** argv) {
       fprintf(stderr, "replay: unknown option %s\n", a.c_str());
       return 2;
     } else collect(a, &files);
+  }
+  if (random_n > 0) {
+    // Random byte strings straight into the harness: none may crash it or report a
+    // finding on the correct allocator.
+    HarnessOptions o;
+    o.target = target_config();
+    Rng rng(random_seed);
+    for (long i = 0; i < random_n; i++) {
+      std::vector<uint8_t> bytes(rng.below(kHeaderSize + kRecordSize * 64 + 1));
+      for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng.next());
+      Program p = decode(bytes);
+      RunResult r = run_program(p, o);
+      if (!r.ok) {
+        fprintf(stderr, "%s\n(random input %ld of seed %llu)\n",
+                crash_report(effective_program(p, o.target), r).c_str(), i, random_seed);
+        return 1;
+      }
+    }
+    printf("replay: %ld random programs on %s: %ld passed, 0 failed\n", random_n, target_name(),
+           random_n);
+    return 0;
   }
   if (files.empty()) {
     fprintf(stderr, "replay: no input (usage: replay [--print] FILE_OR_DIR...)\n");
