@@ -1026,7 +1026,7 @@ void kmalloc_destroy_obj(struct kmalloc_zone *zone)
 	delete zone;
 }
 
-struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone)
+KENV_NO_COVERAGE struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone)
 {
 	kmalloc_zone_stats st{};
 	st.name = zone->name;
@@ -1074,7 +1074,7 @@ KENV_NO_COVERAGE std::vector<std::string> kmalloc_obj_check(const struct kmalloc
 	size_t allocated = 0, slabs = 0, boot = 0, nfull = 0;
 	std::set<const kmalloc_slab *> seen;
 	/* Objects in magazines are free but not on their slab's ring. */
-	std::map<const kmalloc_slab *, size_t> in_mag;
+	std::vector<const kmalloc_slab *> in_mag;	/* one entry per object, sorted */
 	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
 		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
 		if (pc->mag_n < 0 || pc->mag_n > KMO_MAG) {
@@ -1086,9 +1086,10 @@ KENV_NO_COVERAGE std::vector<std::string> kmalloc_obj_check(const struct kmalloc
 			if (!kmo_registered(ms) || ms->zone != zone)
 				bad("cpu%d: magazine holds foreign %p", cpu, pc->mag[k]);
 			else
-				in_mag[ms]++;
+				in_mag.push_back(ms);
 		}
 	}
+	std::sort(in_mag.begin(), in_mag.end());
 	auto visit = [&](const kmalloc_slab *s, int where) KENV_NO_COVERAGE {
 		slabs++;
 		if (!seen.insert(s).second) {
@@ -1108,8 +1109,8 @@ KENV_NO_COVERAGE std::vector<std::string> kmalloc_obj_check(const struct kmalloc
 		if (!(a <= x && x <= f) || x - a > s->ncount)
 			bad("slab %p: indices a=%zu x=%zu f=%zu n=%zu", static_cast<const void *>(s),
 			    a, x, f, s->ncount);
-		auto mi = in_mag.find(s);
-		size_t mags = mi == in_mag.end() ? 0 : mi->second;
+		auto range = std::equal_range(in_mag.begin(), in_mag.end(), s);
+		size_t mags = static_cast<size_t>(range.second - range.first);
 		size_t used = s->ncount - (x - a) - mags;
 		if (x - a + mags > s->ncount)
 			used = 0;
