@@ -10,7 +10,8 @@ engine:
     custom  libFuzzer with slabfuzz's structure-aware mutator and crossover
     plain   libFuzzer with its own byte-level mutations only
     afl     AFL++ (persistent mode) with the same custom mutator library
-and records the time to the first crash and its title. Runs use seeds 1..runs, so a
+and records the time to the first crash and its title, reproduced ten times (a title
+that changes is reported as not reproducible). Runs use seeds 1..runs, so a
 measurement can be repeated. The table (median over the runs) is printed and written to
 OUT/zoo.txt. Exit 1 if some bug was not found within the timeout.
 """
@@ -106,7 +107,7 @@ def run_one(binary, engine, seed, timeout, work):
         elapsed = time.time() - start
         if not found:
             return None, None
-        return elapsed, title_of(binary, os.path.join(crashes, found[0]), engine)
+        return elapsed, stable_title(binary, os.path.join(crashes, found[0]), engine)
     seeds = os.path.join(work, "seeds")
     os.makedirs(seeds)
     open(os.path.join(seeds, "empty"), "wb").write(b"\0" * 16)
@@ -125,7 +126,15 @@ def run_one(binary, engine, seed, timeout, work):
             found += [os.path.join(d, f) for f in sorted(files) if f.startswith("id:")]
     if not found:
         return None, None
-    return elapsed, title_of(binary, found[0], engine)
+    return elapsed, stable_title(binary, found[0], engine)
+
+
+def stable_title(binary, crash, engine, times=10):
+    """The crash's title, reproduced `times` times; marked if it ever differs."""
+    titles = {title_of(binary, crash, engine) for _ in range(times)}
+    if len(titles) == 1:
+        return titles.pop()
+    return "NOT REPRODUCIBLE: " + " | ".join(sorted(titles))
 
 
 def main():
