@@ -476,15 +476,7 @@ RunResult Exec::run() {
   if (r.ok && !r.expected_misuse) {
     out = rt.run_on_cpu0([this] { teardown(); });
     finish(out);
-    if (r.ok) {
-      std::vector<std::string> leaks = kenv::page_source_teardown();
-      if (!leaks.empty()) {
-        r.ok = false;
-        r.title = "slabfuzz: leak: " + std::to_string(leaks.size()) +
-                  " chunks never returned to the page source";
-        for (const std::string& l : leaks) r.report += "  leaked " + l + "\n";
-      }
-    }
+    if (r.ok) r.ok = kenv::page_source_teardown_clean(&r.title, &r.report);
   }
   // Whatever happened, leave nothing behind for the next run.
   kenv::page_source_teardown();

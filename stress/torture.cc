@@ -474,12 +474,8 @@ TortureResult Torture::run() {
     r.report = out.report;
     return r;
   }
-  std::vector<std::string> leaks = kenv::page_source_teardown();
-  if (!leaks.empty()) {
+  if (!kenv::page_source_teardown_clean(&r.title, &r.report)) {
     r.ok = false;
-    r.title = "slabfuzz: leak: " + std::to_string(leaks.size()) +
-              " chunks never returned to the page source";
-    for (const std::string& l : leaks) r.report += "  leaked " + l + "\n";
   } else if (r.reserve_failures != 0) {
     r.ok = false;
     r.title = "slabfuzz: reserve-guarantee: " + std::to_string(r.reserve_failures) +

@@ -94,14 +94,7 @@ Runtime* g_runtime = nullptr;
 class Runtime::Impl {
  public:
   explicit Impl(const RuntimeConfig& c) : cfg(c) {
-    if (cfg.ncpus < 1 || cfg.ncpus > MAXCPU) {
-      fprintf(stderr, "slabfuzz: config: ncpus must be 1..%d, got %d\n", MAXCPU, cfg.ncpus);
-      exit(2);
-    }
-    for (int i = 0; i < MAXCPU; i++) {
-      gd[i].gd_cpuid = i;
-      gd[i].gd_ipending.store(0);
-    }
+    init_cpus(cfg, gd);
     dec.reset(cfg.decision_bytes, cfg.seed);
   }
 

@@ -7,6 +7,7 @@
 // by title.
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <regex>
 #include <string>
 
@@ -39,6 +40,17 @@ void boot_advance(boot_phase to) {
 }
 
 const void* boot_chan() { return &g_boot_phase; }
+
+void init_cpus(const RuntimeConfig& cfg, globaldata* gd) {
+  if (cfg.ncpus < 1 || cfg.ncpus > MAXCPU) {
+    fprintf(stderr, "slabfuzz: config: ncpus must be 1..%d, got %d\n", MAXCPU, cfg.ncpus);
+    exit(2);
+  }
+  for (int i = 0; i < MAXCPU; i++) {
+    gd[i].gd_cpuid = i;
+    gd[i].gd_ipending.store(0);
+  }
+}
 
 const char* boot_phase_name(boot_phase p) {
   switch (p) {

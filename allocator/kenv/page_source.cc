@@ -353,6 +353,18 @@ void page_source_fail_next(uint32_t n)
 	spin_unlock(&g_ps.spin);
 }
 
+bool page_source_teardown_clean(std::string *title, std::string *report)
+{
+	std::vector<std::string> leaks = page_source_teardown();
+	if (leaks.empty())
+		return true;
+	*title = "slabfuzz: leak: " + std::to_string(leaks.size()) +
+		 " chunks never returned to the page source";
+	for (const std::string &l : leaks)
+		*report += "  leaked " + l + "\n";
+	return false;
+}
+
 PageSourceStats page_source_stats()
 {
 	/* From a kernel thread, under the lock; from a driver between runs, as it is. */

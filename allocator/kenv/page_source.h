@@ -82,6 +82,9 @@ PageSourceStats page_source_stats();
 /* Names every chunk still in use ("0x... 32 pages owner"), frees them all and
  * resets the source. Empty when everything came home. */
 std::vector<std::string> page_source_teardown();
+/* The same, as a driver's verdict: false with a crash title ("slabfuzz: leak: ...")
+ * and one report line per chunk if anything never came home. */
+bool page_source_teardown_clean(std::string *title, std::string *report);
 
 }  // namespace kenv
 

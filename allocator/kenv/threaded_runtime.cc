@@ -55,13 +55,8 @@ Runtime* g_runtime = nullptr;
 class Runtime::Impl {
  public:
   explicit Impl(const RuntimeConfig& c) : cfg(c) {
-    if (cfg.ncpus < 1 || cfg.ncpus > MAXCPU) {
-      fprintf(stderr, "slabfuzz: config: ncpus must be 1..%d, got %d\n", MAXCPU, cfg.ncpus);
-      exit(2);
-    }
+    init_cpus(cfg, gd);
     for (int i = 0; i < MAXCPU; i++) {
-      gd[i].gd_cpuid = i;
-      gd[i].gd_ipending.store(0);
       owner[i].store(nullptr);
       intr_td[i].td_gd = &gd[i];
       intr_td[i].td_intr = 1;
