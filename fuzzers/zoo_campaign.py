@@ -160,6 +160,13 @@ def main():
             for seed in range(1, a.runs + 1):
                 with tempfile.TemporaryDirectory(dir=a.out) as work:
                     t, title = run_one(bins[eng], eng, seed, a.timeout, work)
+                    keep = os.path.join(a.out, "crashes", f"{bug}-{eng}-{seed}")
+                    for d, _, files in os.walk(work):  # keep the first crash of the run
+                        if os.path.basename(d) == "crashes" and files:
+                            os.makedirs(keep, exist_ok=True)
+                            first = sorted(f for f in files if not f.startswith("README"))[:1]
+                            for f in first:
+                                shutil.copy(os.path.join(d, f), keep)
                 times.append(t)
                 titles.append(title)
                 print(f"zoo: {bug:24s} {eng:6s} run {seed}: "
