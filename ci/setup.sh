@@ -29,5 +29,5 @@ slabfuzz_setup() {
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null || return 1
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return 1
+  apt-get install -y -qq "${missing[@]}" >/dev/null || return 1
 }
