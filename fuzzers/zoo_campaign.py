@@ -153,8 +153,11 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     rows = []
     missed = False
+    # Every variant is built (and copied) before any fuzzing starts: a build of
+    # another variant then cannot replace a binary under a running measurement.
+    all_bins = {bug: build(bug, engines, os.path.join(a.out, "bin", bug)) for bug in bugs}
     for bug in bugs:
-        bins = build(bug, engines, os.path.join(a.out, "bin", bug))
+        bins = all_bins[bug]
         for eng in engines:
             times, titles = [], []
             for seed in range(1, a.runs + 1):
