@@ -68,7 +68,6 @@ class Exec {
   kenv::Runtime* rt_ = nullptr;
   bool alive_[kMaxZones] = {};
   int zone_busy_[kMaxZones] = {};
-  uint64_t zone_epoch_[kMaxZones] = {};
   size_t zone_limit_ = 0;
   int inflight_ = 0;
   uint64_t quiescent_ops_ = 0;
@@ -107,16 +106,14 @@ void Exec::setup() {
 void* Exec::alloc(int cpu, int zone, int flags) {
   void* h = oracle_.zone_handle(zone);
   ZoneStats before = b_->stats(h);
-  uint64_t epoch = ++zone_epoch_[zone];
   zone_busy_[zone]++;
   void* obj = b_->alloc(h, flags);
   zone_busy_[zone]--;
   bool vm_up = kenv::current_boot_phase() >= kenv::boot_phase::VM_READY;
   ZoneStats after = b_->stats(h);
-  // Alone: no other operation, thread or daemon (the pageout daemon, the VM's own
-  // allocations) touched the zone while this call ran.
-  bool alone = zone_epoch_[zone] == epoch &&
-               after.allocs + after.frees == before.allocs + before.frees + (obj ? 1 : 0);
+  // Alone: no other operation, thread, interrupt or daemon (the pageout daemon, the
+  // VM's own allocations) allocated or freed in the zone while this call ran.
+  bool alone = after.allocs + after.frees == before.allocs + before.frees + (obj ? 1 : 0);
   if (alone && vm_up && b_->has_reserve()) {
     if (obj == nullptr && (flags & M_USE_RESERVE) &&
         (after.reserve_level > 0 || after.reserve_objects > 0) &&
@@ -137,7 +134,6 @@ void* Exec::alloc(int cpu, int zone, int flags) {
 
 void Exec::free_live(size_t i) {
   LiveObject o = oracle_.take(i);
-  ++zone_epoch_[o.zone];
   zone_busy_[o.zone]++;
   b_->free(oracle_.zone_handle(o.zone), reinterpret_cast<void*>(o.addr));
   zone_busy_[o.zone]--;
