@@ -332,7 +332,7 @@ void Torture::step(Worker& w, const std::string& sc) {
   switch (w.rng.below(6)) {
     case 0: return step_percpu(w);
     case 1: return step_remote(w);
-    case 2: return w.id == 0 ? step_percpu(w) : step_reserve(w);  // see below
+    case 2: return w.id == 0 ? step_percpu(w) : step_reserve(w);  // see above
     case 3: return w.rng.below(16) ? step_percpu(w) : step_boot(w);
     case 4: return step_pageout(w);
     default: return step_interrupts(w);
