@@ -46,13 +46,17 @@ constexpr size_t kSize = 64;
 constexpr int kBatch = 10000;
 
 kmalloc_zone* g_zone = nullptr;
-kenv::globaldata g_gd[kenv::MAXCPU];
-kenv::thread g_td[kenv::MAXCPU];
+// One cache line (or more) per benchmark thread: td_critcount changes on every call.
+struct alignas(64) KernelContext {
+  kenv::thread td;
+  alignas(64) kenv::globaldata gd;
+};
+KernelContext g_ctx[kenv::MAXCPU];
 
 // Each benchmark thread runs as kernel thread `index` on virtual CPU `index`.
 void enter_kernel(int index) {
-  kenv::thread* td = &g_td[index];
-  td->td_gd = &g_gd[index];
+  kenv::thread* td = &g_ctx[index].td;
+  td->td_gd = &g_ctx[index].gd;
   td->td_name = "bench";
   kenv::curthread_tls = td;
 }
@@ -101,13 +105,17 @@ void BM_Batch(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
 
-// Two threads: each allocates a batch, hands it to the other, and frees the batches
-// it is handed: every free is a cross-thread (remote) free. lane[i] carries batches to
-// thread i; its consumed count tells the sender when a buffer may be reused.
+// Two threads: each allocates objects and hands them to the other through a
+// single-producer single-consumer ring, and frees what it is handed: every free is a
+// cross-thread (remote) free. Handing over never waits (a full ring means the object is
+// freed where it was allocated), because Google Benchmark ends every thread's loop at a
+// barrier where the peer no longer drains.
 constexpr int kHandoff = 256;
+constexpr uint64_t kRing = 1u << 16;
 struct Lane {
-  std::atomic<void**> slot{nullptr};
-  std::atomic<uint64_t> consumed{0};
+  std::atomic<uint64_t> head{0};  // consumer
+  std::atomic<uint64_t> tail{0};  // producer
+  void* items[kRing];
 };
 Lane g_lanes[2];
 
@@ -115,33 +123,28 @@ template <class A>
 void BM_ProducerConsumer(benchmark::State& state) {
   const int me = state.thread_index(), peer = 1 - me;
   enter_kernel(me);
-  g_lanes[me].slot.store(nullptr);
-  g_lanes[me].consumed.store(0);
-  std::vector<void*> bufs[2] = {std::vector<void*>(kHandoff), std::vector<void*>(kHandoff)};
-  uint64_t sent = 0;
+  Lane& in = g_lanes[me];
+  Lane& out = g_lanes[peer];
   auto drain = [&] {
-    if (void** b = g_lanes[me].slot.exchange(nullptr, std::memory_order_acquire)) {
-      for (int i = 0; i < kHandoff; i++) A::release(b[i]);
-      g_lanes[me].consumed.fetch_add(1, std::memory_order_release);
-    }
+    uint64_t h = in.head.load(std::memory_order_relaxed);
+    uint64_t t = in.tail.load(std::memory_order_acquire);
+    for (; h < t; h++) A::release(in.items[h & (kRing - 1)]);
+    in.head.store(h, std::memory_order_release);
   };
   for (auto _ : state) {
-    // This buffer carried batch sent-2: the peer must be done with it.
-    while (sent >= 2 && g_lanes[peer].consumed.load(std::memory_order_acquire) < sent - 1) drain();
-    void** buf = bufs[sent % 2].data();
-    for (int i = 0; i < kHandoff; i++) buf[i] = A::alloc();
-    void** expected = nullptr;
-    while (!g_lanes[peer].slot.compare_exchange_weak(expected, buf, std::memory_order_release)) {
-      expected = nullptr;
-      drain();
+    for (int i = 0; i < kHandoff; i++) {
+      void* p = A::alloc();
+      uint64_t t = out.tail.load(std::memory_order_relaxed);
+      if (t - out.head.load(std::memory_order_acquire) < kRing) {
+        out.items[t & (kRing - 1)] = p;
+        out.tail.store(t + 1, std::memory_order_release);
+      } else {
+        A::release(p);
+      }
     }
-    sent++;
     drain();
   }
-  // Both threads run the same number of iterations: take every batch sent to us, and
-  // keep our buffers alive until the peer has freed what they carried.
-  while (g_lanes[me].consumed.load() < sent) drain();
-  while (g_lanes[peer].consumed.load(std::memory_order_acquire) < sent) drain();
+  drain();  // past the loop's closing barrier nobody hands anything over
   state.SetItemsProcessed(state.iterations() * kHandoff);
 }
 
@@ -213,7 +216,7 @@ int main(int argc, char** argv) {
   kenv::PageSourceConfig pc;
   pc.budget_pages = 60000;
   kenv::page_source_init(pc);
-  for (int i = 0; i < kenv::MAXCPU; i++) g_gd[i].gd_cpuid = i;
+  for (int i = 0; i < kenv::MAXCPU; i++) g_ctx[i].gd.gd_cpuid = i;
   enter_kernel(0);
   g_zone = kmalloc_create_obj("BENCH64", kSize, 0);
   kenv::curthread_tls = nullptr;
