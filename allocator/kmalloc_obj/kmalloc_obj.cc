@@ -845,39 +845,35 @@ void kmalloc_obj_drain_cpu(struct kmalloc_zone *zone)
 	crit_exit();
 }
 
+/* Moves every all-free slab of a list (its lock held) onto *collected. */
+static void kmo_collect_free(kmalloc_slab **head, kmalloc_slab **collected)
+{
+	for (kmalloc_slab **pp = head; *pp;) {
+		kmalloc_slab *s = *pp;
+		if (kmo_nfree(s) == s->ncount) {
+			*pp = s->next;
+			s->next = *collected;
+			*collected = s;
+		} else {
+			pp = &s->next;
+		}
+	}
+}
+
 int kmalloc_obj_poll(struct kmalloc_zone *zone)
 {
 	kmalloc_slab *collected = nullptr;
 	for (int cpu = 0; cpu < kenv::ncpus(); cpu++) {
 		kmalloc_pcpu *pc = &zone->pcpu[cpu];
 		spin_lock(&pc->spin);
-		for (kmalloc_slab **head : {&pc->partial, &pc->empty}) {
-			for (kmalloc_slab **pp = head; *pp;) {
-				kmalloc_slab *s = *pp;
-				if (kmo_nfree(s) == s->ncount) {
-					*pp = s->next;
-					s->next = collected;
-					collected = s;
-				} else {
-					pp = &s->next;
-				}
-			}
-		}
+		kmo_collect_free(&pc->partial, &collected);
+		kmo_collect_free(&pc->empty, &collected);
 		spin_unlock(&pc->spin);
 		preempt_point();
 	}
 	kmalloc_slab *retire = nullptr;
 	spin_lock(&zone->spin);
-	for (kmalloc_slab **pp = &zone->rsv_spent; *pp;) {
-		kmalloc_slab *s = *pp;
-		if (kmo_nfree(s) == s->ncount) {
-			*pp = s->next;
-			s->next = collected;
-			collected = s;
-		} else {
-			pp = &s->next;
-		}
-	}
+	kmo_collect_free(&zone->rsv_spent, &collected);
 	if (zone->rsv_slab != nullptr && kmo_nfree(zone->rsv_slab) == zone->rsv_slab->ncount) {
 		zone->rsv_slab->next = collected;
 		collected = zone->rsv_slab;
