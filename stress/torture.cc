@@ -475,6 +475,7 @@ TortureResult Torture::run() {
   r.reserve_failures = reserve_failures_.load();
   r.pressure_cycles = pressure_cycles_.load();
   r.pages_paged_out = vm_->stats().pages_paged_out;
+  r.swapins = vm_->stats().swapins;
   r.interrupts = interrupts_.load();
   r.migrations = migrations_.load();
   out = rt.run_on_cpu0([this] { teardown(); });
@@ -544,9 +545,9 @@ std::string torture_summary(const TortureOptions& o, const TortureResult& r) {
   snprintf(buf, sizeof(buf),
            "  reserve: dips %" PRIu64 " refills %" PRIu64 " failed %" PRIu64
            " guarantee failures %" PRIu64 "; pressure cycles %" PRIu64 ", paged out %" PRIu64
-           ", interrupts %" PRIu64 ", migrations %" PRIu64 "\n",
+           " (swap-ins %" PRIu64 "), interrupts %" PRIu64 ", migrations %" PRIu64 "\n",
            r.reserve_dips, r.refills_tried, r.refills_failed, r.reserve_failures,
-           r.pressure_cycles, r.pages_paged_out, r.interrupts, r.migrations);
+           r.pressure_cycles, r.pages_paged_out, r.swapins, r.interrupts, r.migrations);
   s += buf;
   snprintf(buf, sizeof(buf),
            "RESULT scenario=%s backend=%s cpus=%d threads=%d seconds=%.2f ops=%" PRIu64

@@ -48,7 +48,7 @@ struct TortureResult {
   Percentiles alloc_ns, free_ns;
   uint64_t reserve_dips = 0, refills_tried = 0, refills_failed = 0;
   uint64_t reserve_failures = 0;  // system allocations refused with spares left
-  uint64_t pressure_cycles = 0, pages_paged_out = 0, interrupts = 0, migrations = 0;
+  uint64_t pressure_cycles = 0, pages_paged_out = 0, swapins = 0, interrupts = 0, migrations = 0;
 };
 
 const std::vector<std::string>& torture_scenarios();
