@@ -432,28 +432,7 @@ RunResult Exec::run() {
   if (r.ok) {
     std::vector<std::vector<Op>> streams(h.ncpus);
     for (const Op& op : p_.ops) streams[op.cpu].push_back(op);
-    rt.spawn(0, "pagedaemon", [this] {
-      for (;;) {
-        uint64_t asked = kenv::vm_pageout_requests();
-        bool paged = false, low = false;
-        while (kenv::current_boot_phase() >= kenv::boot_phase::VM_READY &&
-               kenv::vm_free_count() < kenv::vm_free_target()) {
-          low = true;
-          Busy busy(this);
-          if (vm_->pageout(8) == 0) break;
-          paged = true;
-        }
-        // vm_lowmem: the allocators give back their free slabs and, memory being
-        // back, top their reserves up (non-blocking, outside any critical section).
-        if (low || paged) {
-          Busy busy(this);
-          b_->poll();
-        }
-        // Asked again while working: look again rather than sleep through it.
-        if (kenv::vm_pageout_requests() != asked) continue;
-        kenv::tsleep_idle(kenv::vm_pageout_chan(), "pgdaemon", 0);
-      }
-    }, /*daemon=*/true);
+    rt.spawn(0, "pagedaemon", [this] { vm_->pageout_daemon(&inflight_); }, /*daemon=*/true);
     rt.spawn(h.ncpus - 1, "kmpoller", [this] {
       for (;;) {
         while (poll_kicks_ == 0) kenv::tsleep_idle(&poll_chan_, "kmpoll", 0);

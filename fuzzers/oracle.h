@@ -36,7 +36,6 @@ class Oracle {
   void set_zone(int zone, void* handle, size_t size, const std::string& name);
   void* zone_handle(int zone) const { return zones_.at(zone).handle; }
   const std::string& zone_name(int zone) const { return zones_.at(zone).name; }
-  size_t zone_size(int zone) const { return zones_.at(zone).size; }
 
   // A fresh object from zone: checks and records it, then writes its pattern.
   void on_alloc(int zone, void* obj, int flags, int cpu);

@@ -39,7 +39,6 @@ void boot_advance(boot_phase to) {
   wakeup(&g_boot_phase);
 }
 
-const void* boot_chan() { return &g_boot_phase; }
 
 void init_cpus(const RuntimeConfig& cfg, globaldata* gd) {
   if (cfg.ncpus < 1 || cfg.ncpus > MAXCPU) {

@@ -10,7 +10,6 @@ namespace kenv {
 
 [[noreturn]] void rt_panic(const std::string& title, const std::string& message);
 std::string stable_title(const std::string& check, const std::string& detail);
-const void* boot_chan();
 struct RuntimeConfig;
 struct globaldata;
 // Both runtimes: checks the CPU count (exit 2 with a message if out of range) and

@@ -655,12 +655,6 @@ size_t kmalloc_obj_size(const struct kmalloc_zone *zone)
 	return zone->objsize;
 }
 
-size_t kmalloc_obj_slab_capacity(size_t objsize)
-{
-	objsize = (objsize + KMALLOC_OBJ_ALIGN - 1) & ~size_t{KMALLOC_OBJ_ALIGN - 1};
-	return kmo_capacity(objsize);
-}
-
 struct kmalloc_zone *kmalloc_create_obj(const char *name, size_t objsize, size_t limit)
 {
 	if (objsize == 0 || objsize > KMALLOC_SLAB_SIZE / 4)
@@ -937,27 +931,6 @@ int kmalloc_obj_poll_all(void)
 	return n;
 }
 
-namespace {
-char kmo_poller_chan;
-std::atomic<int> kmo_poller_kicks{0};
-}  // namespace
-
-void kmalloc_obj_poller(void)
-{
-	for (;;) {
-		while (kmo_poller_kicks.load() == 0)
-			kenv::tsleep_idle(&kmo_poller_chan, "kmpoll", 100);
-		kmo_poller_kicks.store(0);
-		kmalloc_obj_poll_all();
-	}
-}
-
-void kmalloc_obj_poller_kick(void)
-{
-	kmo_poller_kicks.fetch_add(1);
-	kenv::wakeup(&kmo_poller_chan);
-}
-
 void kmalloc_destroy_obj(struct kmalloc_zone *zone)
 {
 	kmalloc_zone_stats st = kmalloc_obj_stats(zone);
@@ -1198,5 +1171,4 @@ void kmalloc_obj_reset(void)
 		delete z;
 	}
 	kmo_hooks = nullptr;
-	kmo_poller_kicks.store(0);
 }

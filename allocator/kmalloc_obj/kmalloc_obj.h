@@ -81,13 +81,11 @@ int kmalloc_obj_reserve_refill(struct kmalloc_zone *zone);
 
 /* Move the calling CPU's active and alternate slabs of zone back to its lists. */
 void kmalloc_obj_drain_cpu(struct kmalloc_zone *zone);
-/* The poller's work: collect all-free slabs, retire the surplus beyond the reserve.
- * Returns slabs given back to the page source. */
+/* The poller's work (drivers run it from a kernel thread of their own): collect
+ * all-free slabs, retire the surplus beyond the reserve, refill the reserve. Returns
+ * slabs given back to the page source. */
 int kmalloc_obj_poll(struct kmalloc_zone *zone);
 int kmalloc_obj_poll_all(void);
-/* The poller as a kernel thread body (loops; wakes on kmalloc_obj_poller_kick()). */
-void kmalloc_obj_poller(void);
-void kmalloc_obj_poller_kick(void);
 
 struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone);
 /* Checks every slab's indices, lists and counters against each other, and with deep
@@ -98,8 +96,6 @@ std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zone *zone, bool
 struct kmalloc_zone *kmalloc_obj_owner(const void *ptr);
 /* The zone's object size (the requested size rounded up to a cache line). */
 size_t kmalloc_obj_size(const struct kmalloc_zone *zone);
-/* Objects per slab for objects of the given size. */
-size_t kmalloc_obj_slab_capacity(size_t objsize);
 /* Between runs: forget every slab registration and free every zone left alive
  * (after page_source_teardown() took their slabs back). */
 void kmalloc_obj_reset(void);

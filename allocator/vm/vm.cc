@@ -220,17 +220,26 @@ int Vm::pageout(int npages) {
   return freed;
 }
 
-void Vm::pageout_daemon() {
+void Vm::pageout_daemon(int* busy) {
   for (;;) {
     uint64_t asked = kenv::vm_pageout_requests();
-    bool paged = false;
-    while (kenv::vm_free_count() < kenv::vm_free_target()) {
-      if (pageout(8) == 0) break;
-      paged = true;
+    bool low = false;
+    // Before VM_READY there is nothing to page out (and no page to get SWAPMETA from).
+    while (kenv::current_boot_phase() >= kenv::boot_phase::VM_READY &&
+           kenv::vm_free_count() < kenv::vm_free_target()) {
+      low = true;
+      if (busy) ++*busy;
+      int n = pageout(8);
+      if (busy) --*busy;
+      if (n == 0) break;
     }
     // vm_lowmem: the allocators give back their free slabs (and, memory being back,
-    // top their reserves up).
-    if (paged || kenv::vm_free_count() < kenv::vm_free_target()) b_.poll();
+    // top their reserves up, without blocking).
+    if (low) {
+      if (busy) ++*busy;
+      b_.poll();
+      if (busy) --*busy;
+    }
     // Asked again while working: look again rather than sleep through it.
     if (kenv::vm_pageout_requests() != asked) continue;
     kenv::tsleep_idle(kenv::vm_pageout_chan(), "pgdaemon", 0);

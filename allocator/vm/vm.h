@@ -68,8 +68,9 @@ class Vm {
   // Pages out up to npages user pages; returns the pages given back.
   int pageout(int npages);
   // The pageout daemon's body (a kenv daemon thread): sleeps until vm_wait() wakes it,
-  // pages out until free pages reach the target.
-  void pageout_daemon();
+  // pages out until free pages reach the target (once the VM is up). If busy is given,
+  // it is incremented around each piece of work (drivers' quiescence accounting).
+  void pageout_daemon(int* busy = nullptr);
   // Frees everything it holds and destroys its zones (MAP last).
   void teardown();
 
