@@ -26,7 +26,11 @@ struct ZoneOptions {
   int reserve = 0;         // spare slabs (backends with a reserve)
   bool interrupt = false;  // zalloc ZONE_INTERRUPT-style: preallocated, never blocks
   size_t nentries = 0;     // with interrupt: the cap
+  bool system = false;     // growth from the system page tier (zalloc ZONE_USE_RESERVE)
 };
+
+// The misuse a driver may provoke, to check that the backend catches it.
+enum class Misuse { kDoubleFree, kWrongZone, kInterior, kForeign };
 
 struct ZoneStats {
   uint64_t allocs = 0, frees = 0, inuse = 0;
@@ -63,11 +67,18 @@ class Backend {
   virtual void* owner(const void* /*obj*/) { return nullptr; }
   // Forget everything between runs (after the page source's teardown).
   virtual void reset() {}
+  // A substring of the panic with which the backend reports the misuse, or nullptr
+  // if it does not detect it.
+  virtual const char* misuse_phrase(Misuse m) const;
 };
 
 std::unique_ptr<Backend> make_kmalloc_obj_backend();
+std::unique_ptr<Backend> make_zalloc_backend();
+std::unique_ptr<Backend> make_objcache_backend();
+std::unique_ptr<Backend> make_kmalloc_backend();
 
-// Backends by name ("kmalloc_obj", ...); nullptr for an unknown name.
+// Backends by name (backend_names(): "kmalloc_obj", "zalloc", "objcache", "kmalloc");
+// nullptr for an unknown name.
 std::unique_ptr<Backend> make_backend(std::string_view name);
 std::vector<std::string> backend_names();
 

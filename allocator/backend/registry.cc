@@ -1,13 +1,32 @@
-// registry.cc - backends by name, for command lines and program headers.
+// registry.cc - backends by name, for command lines and program headers, and the
+// misuse messages shared by the backends that name theirs like kmalloc_obj.
 #include "allocator/backend/backend.h"
+#include "allocator/backend/names.h"
 
 namespace slabfuzz {
 
-std::unique_ptr<Backend> make_backend(std::string_view name) {
-  if (name == "kmalloc_obj") return make_kmalloc_obj_backend();
+const char* Backend::misuse_phrase(Misuse m) const {
+  switch (m) {
+    case Misuse::kDoubleFree: return "double free";
+    case Misuse::kWrongZone: return "freed to zone";
+    case Misuse::kInterior: return "interior pointer";
+    case Misuse::kForeign: return "is not in any slab";
+  }
   return nullptr;
 }
 
-std::vector<std::string> backend_names() { return {"kmalloc_obj"}; }
+std::unique_ptr<Backend> make_backend(std::string_view name) {
+  switch (backend_index(name)) {
+    case 0: return make_kmalloc_obj_backend();
+    case 1: return make_zalloc_backend();
+    case 2: return make_objcache_backend();
+    case 3: return make_kmalloc_backend();
+  }
+  return nullptr;
+}
+
+std::vector<std::string> backend_names() {
+  return {kBackendNames.begin(), kBackendNames.end()};
+}
 
 }  // namespace slabfuzz

@@ -141,6 +141,17 @@ void kmalloc_init(void)
 	g_inited.store(true, std::memory_order_release);
 }
 
+void kmalloc_fini(void)
+{
+	if (!g_inited.load(std::memory_order_acquire))
+		return;
+	g_inited.store(false, std::memory_order_release);
+	for (kmalloc_zone *&z : g_class) {
+		kmalloc_destroy_obj(z);
+		z = nullptr;
+	}
+}
+
 size_t kmalloc_good_size(size_t size)
 {
 	if (size == 0)

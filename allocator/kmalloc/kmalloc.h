@@ -49,6 +49,9 @@ void kmalloc_type_init(struct malloc_type *type, const char *name, size_t limit)
 
 /* Create the size-class zones; once, from a kernel thread or before any runtime. */
 void kmalloc_init(void);
+/* Destroy the size-class zones (from a kernel thread, with nothing allocated), giving
+ * their slabs back; kmalloc_init() may follow. */
+void kmalloc_fini(void);
 void *kmalloc(size_t size, struct malloc_type *type, int flags);
 void kfree(void *ptr, struct malloc_type *type);
 /* The size really given for a request of size bytes (class size or whole pages). */

@@ -3,6 +3,7 @@
 #include "allocator/vm/vm.h"
 
 #include <cstdlib>
+#include <utility>
 
 #include "allocator/kenv/malloc.h"
 #include "allocator/kenv/page_source.h"
@@ -30,6 +31,7 @@ const char* vm_mode_name(VmMode m) {
   switch (m) {
     case VmMode::kNaive: return "naive";
     case VmMode::kReserved: return "reserved";
+    case VmMode::kZalloc: return "zalloc";
   }
   return "?";
 }
@@ -37,6 +39,7 @@ const char* vm_mode_name(VmMode m) {
 bool parse_vm_mode(std::string_view s, VmMode* m) {
   if (s == "naive") *m = VmMode::kNaive;
   else if (s == "reserved") *m = VmMode::kReserved;
+  else if (s == "zalloc") *m = VmMode::kZalloc;
   else return false;
   return true;
 }
@@ -44,13 +47,26 @@ bool parse_vm_mode(std::string_view s, VmMode* m) {
 Vm::Vm(Backend& backend, const VmOptions& opts) : b_(backend), o_(opts) {
   kenv::spin_init(&spin_, "vm");
   bool reserved = o_.mode == VmMode::kReserved;
-  map_ = b_.zone_create({.name = "MAP ENTRY", .objsize = 128});
-  pv_ = b_.zone_create({.name = "PV ENTRY", .objsize = 64});
-  swap_ = b_.zone_create({.name = "SWAPMETA", .objsize = 256});
-  if (reserved && b_.boot_granule() != 0 && o_.boot_slabs > 0) {
-    size_t bytes = b_.boot_granule() * o_.boot_slabs;
-    for (void* z : {map_, pv_}) {
-      void* mem = aligned_alloc(b_.boot_granule(), bytes);  // the kernel's static arrays
+  bool zalloc = o_.mode == VmMode::kZalloc;
+  if (zalloc && b_.name() != "zalloc")
+    kenv::panic("vm: zalloc mode needs the zalloc backend, not %.*s",
+                static_cast<int>(b_.name().size()), b_.name().data());
+  size_t pages = kenv::page_source_stats().budget;
+  size_t pv_cap = o_.pv_entries > 0 ? static_cast<size_t>(o_.pv_entries) : 2 * pages;
+  map_ = b_.zone_create({.name = "MAP ENTRY", .objsize = 128, .system = zalloc});
+  pv_ = b_.zone_create(
+      {.name = "PV ENTRY", .objsize = 64, .interrupt = zalloc, .nentries = pv_cap});
+  swap_ = b_.zone_create(
+      {.name = "SWAPMETA", .objsize = 256, .interrupt = zalloc, .nentries = pages});
+  // (A): kmalloc_obj's boot slabs, or zalloc's zbootinit() arrays (the kernel's
+  // static NPVINIT / MAX_MAPENT arrays: room for twice what the boot sequence needs).
+  size_t g = b_.boot_granule();
+  if ((reserved && g != 0 && o_.boot_slabs > 0) || zalloc) {
+    auto round = [g](size_t bytes) { return (bytes + g - 1) / g * g; };
+    size_t pv_bytes = zalloc ? round(2 * o_.bootstrap_pv * 64) : g * o_.boot_slabs;
+    size_t map_bytes = zalloc ? round(2 * o_.bootstrap_map * 128) : g * o_.boot_slabs;
+    for (auto [z, bytes] : {std::pair{map_, map_bytes}, std::pair{pv_, pv_bytes}}) {
+      void* mem = aligned_alloc(g, bytes);  // the kernel's static arrays
       boot_mem_.push_back(mem);
       b_.boot_memory(z, mem, bytes);
     }

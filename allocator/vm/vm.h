@@ -12,7 +12,10 @@
 //  - boot:       the VM needs PV and MAP entries before it can hand out pages.
 //
 // Modes: naive (kmalloc_obj as upstream: no boot slabs, no reserve), reserved (with
-// (A) and (B)). Invariant: every entry the Vm allocated is freed by teardown(), and
+// (A) and (B)), zalloc (today's kernel, on the zalloc backend: PV and MAP ENTRY
+// zbootinit()ed with static arrays, PV and SWAPMETA ZONE_INTERRUPT, MAP ENTRY growing
+// from the system tier). Other backends run naive or reserved with whatever of (A)
+// and (B) they support. Invariant: every entry the Vm allocated is freed by teardown(), and
 // the MAP zone goes last (other zones' slabs hold MAP entries).
 #ifndef SLABFUZZ_ALLOCATOR_VM_VM_H_
 #define SLABFUZZ_ALLOCATOR_VM_VM_H_
@@ -27,7 +30,7 @@
 
 namespace slabfuzz {
 
-enum class VmMode { kNaive, kReserved };
+enum class VmMode { kNaive, kReserved, kZalloc };
 const char* vm_mode_name(VmMode m);
 bool parse_vm_mode(std::string_view s, VmMode* m);
 
@@ -35,6 +38,7 @@ struct VmOptions {
   VmMode mode = VmMode::kReserved;
   int reserve = 2;           // X spare slabs per VM zone (reserved mode)
   int boot_slabs = 1;        // boot slabs for the PV and MAP zones (reserved mode)
+  int pv_entries = 0;        // zalloc mode: PV ENTRY's cap (0: two per page of memory)
   int bootstrap_pv = 128;    // kernel PV entries the boot sequence needs
   int bootstrap_map = 16;    // kernel MAP entries the boot sequence needs
   int pages_per_swapmeta = 4;

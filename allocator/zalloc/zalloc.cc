@@ -292,8 +292,10 @@ void *zalloc_slow(vm_zone *z, int flags)
 			continue;
 		if ((item = pool_take(z, 0)) != nullptr)
 			return item;
-		/* Nothing at all: wait for a page if allowed and the zone can still grow. */
-		if (!canwait || !zget(z, flags, true))
+		/* Nothing at all: wait for a page if allowed and the zone can still grow.
+		 * A ZONE_INTERRUPT zone waits only for a caller that cannot take NULL. */
+		if (!canwait || ((z->zflags & ZONE_INTERRUPT) && (flags & M_NULLOK)) ||
+		    !zget(z, flags, true))
 			return nullptr;
 	}
 }

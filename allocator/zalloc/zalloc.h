@@ -89,8 +89,9 @@ void zdestroy(vm_zone_t z);
 /* As upstream: NULL when the zone cannot grow; an ordinary zone may sleep for pages. */
 void *zalloc(vm_zone_t z);
 /* With malloc(9) flags (the backend interface): M_RNOWAIT never sleeps, M_ZERO zeroes,
- * without M_NULLOK a failure panics; with M_WAITOK a ZONE_INTERRUPT zone waits for a
- * page rather than fail (upstream's callers loop on vm_wait()). */
+ * without M_NULLOK a failure panics. A ZONE_INTERRUPT zone never sleeps, except for
+ * an M_WAITOK caller without M_NULLOK, which waits for a page rather than fail
+ * (upstream's callers loop on vm_wait()). */
 void *zalloc_flags(vm_zone_t z, int flags);
 void zfree(vm_zone_t z, void *item);
 
