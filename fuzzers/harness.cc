@@ -90,7 +90,10 @@ void Exec::create_test_zone(int i, int size_class) {
 
 void Exec::setup() {
   VmOptions vo;
-  vo.mode = p_.header.vm_mode ? VmMode::kReserved : VmMode::kNaive;
+  // zalloc runs today's kernel; the others naive or reserved, as the header says.
+  vo.mode = b_->name() == "zalloc" ? VmMode::kZalloc
+            : p_.header.vm_mode    ? VmMode::kReserved
+                                   : VmMode::kNaive;
   vo.reserve = p_.header.reserve;
   vo.boot_slabs = p_.header.boot_slabs;
   vm_ = std::make_unique<Vm>(*b_, vo);
@@ -145,28 +148,35 @@ void Exec::misuse(int cpu, const Op& op) {
   LiveObject o = oracle_.live(i);
   void* h = oracle_.zone_handle(o.zone);
   char* obj = reinterpret_cast<char*>(o.addr);
-  switch (op.a) {
-    case 0:  // double free
+  // Each backend says how it reports each misuse; one it cannot detect is not tried.
+  Misuse kind = op.a == 0 ? Misuse::kDoubleFree
+                : op.a == 1 ? Misuse::kWrongZone
+                : op.a == 2 ? Misuse::kInterior
+                            : Misuse::kForeign;
+  const char* phrase = b_->misuse_phrase(kind);
+  if (phrase == nullptr) return;
+  switch (kind) {
+    case Misuse::kDoubleFree:
       free_live(i);
-      expect_misuse_ = "double free";
+      expect_misuse_ = phrase;
       b_->free(h, obj);
       break;
-    case 1: {  // free to another zone
+    case Misuse::kWrongZone: {
       int other = -1;
       for (int z = 0; z < kMaxZones; z++)
         if (zone_ok(z) && z != o.zone && zone_busy_[z] == 0) other = z;
       if (other < 0) return;
-      expect_misuse_ = "freed to zone";
+      expect_misuse_ = phrase;
       b_->free(oracle_.zone_handle(other), obj);
       break;
     }
-    case 2:  // interior pointer
+    case Misuse::kInterior:
       if (o.size < 32) return;
-      expect_misuse_ = "interior pointer";
+      expect_misuse_ = phrase;
       b_->free(h, obj + 16);
       break;
-    default:  // a pointer no slab owns
-      expect_misuse_ = "is not in any slab";
+    case Misuse::kForeign:
+      expect_misuse_ = phrase;
       b_->free(h, g_foreign + 64);
       break;
   }
@@ -223,7 +233,9 @@ void Exec::exec(int cpu, const Op& op) {
     }
     case OpCode::kPressure:
       vm_->anon_touch(op.c);  // touched again: what was swapped out comes back
-      kenv::page_source_pressure(op.c);
+      // Other consumers' (user) memory: it can take free pages only down to the
+      // normal tier's floor, as in a real kernel.
+      kenv::page_source_pressure(op.c, kenv::VM_TIER_NORMAL);
       return;
     case OpCode::kFailNext:
       kenv::page_source_fail_next(op.b + 1u);
@@ -467,6 +479,7 @@ RunResult Exec::run() {
 Program effective_program(const Program& p, const TargetConfig& t) {
   Program e = p;
   if (t.mode) e.header.vm_mode = *t.mode == VmMode::kReserved ? 1 : 0;
+  if (t.backend) e.header.backend = static_cast<uint8_t>(*t.backend);
   // The three VM zones' spare slabs stay under an eighth of memory: a reserve that
   // holds most of the machine starves everyone else by configuration, not by a bug.
   int max_reserve = static_cast<int>(e.header.budget_pages() / (8 * 3 * 32));

@@ -21,7 +21,8 @@ namespace slabfuzz {
 
 // What a fuzz target pins, whatever the input says.
 struct TargetConfig {
-  std::optional<VmMode> mode;
+  std::optional<int> backend;  // index into backend_names()
+  std::optional<VmMode> mode;  // naive or reserved (the zalloc backend runs zalloc mode)
   int min_reserve = 0;
   int min_boot_slabs = 0;
 };

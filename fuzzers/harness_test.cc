@@ -10,6 +10,7 @@
 #include <iterator>
 #include <string>
 
+#include "allocator/backend/names.h"
 #include "fuzzers/mutator.h"
 #include "fuzzers/program.h"
 #include "gtest/gtest.h"
@@ -19,6 +20,7 @@ namespace {
 
 HarnessOptions Reserved() {
   HarnessOptions o;
+  o.target.backend = backend_index("kmalloc_obj");
   o.target.mode = VmMode::kReserved;
   o.target.min_reserve = 1;
   o.target.min_boot_slabs = 1;
@@ -27,6 +29,7 @@ HarnessOptions Reserved() {
 
 HarnessOptions Naive() {
   HarnessOptions o;
+  o.target.backend = backend_index("kmalloc_obj");
   o.target.mode = VmMode::kNaive;
   return o;
 }
@@ -76,6 +79,21 @@ TEST(Harness, RandomProgramsOnTheCorrectAllocatorFindNothing) {
   }
 }
 
+// Today's kernel under the same random programs: zalloc with its boot arrays and
+// interrupt zones survives them too (the baseline the replacement is held to).
+TEST(Harness, RandomProgramsOnZallocFindNothing) {
+  HarnessOptions o;
+  o.target.backend = backend_index("zalloc");
+  Rng rng(14);
+  for (int i = 0; i < 600; i++) {
+    std::vector<uint8_t> bytes(rng.below(16 + 8 * 64));
+    for (uint8_t& x : bytes) x = static_cast<uint8_t>(rng.next());
+    Program p = decode(bytes);
+    RunResult r = run_program(p, o);
+    ASSERT_TRUE(r.ok) << crash_report(effective_program(p, o.target), r);
+  }
+}
+
 struct Regression {
   std::string path, expect, target;
   Program program;
@@ -114,8 +132,9 @@ TEST(Harness, RegressionsEndAsRecorded) {
   ASSERT_GE(regs.size(), 3u);
   for (const Regression& r : regs) {
     SCOPED_TRACE(r.path);
-    ASSERT_TRUE(r.target == "naive" || r.target == "reserved");
+    ASSERT_TRUE(r.target == "naive" || r.target == "reserved" || r.target == "zalloc");
     HarnessOptions o = r.target == "naive" ? Naive() : Reserved();
+    if (r.target == "zalloc") o = HarnessOptions{.target = {.backend = backend_index("zalloc")}};
     // Ten times out of ten, the same title.
     for (int k = 0; k < 10; k++) {
       RunResult res = run_program(r.program, o);

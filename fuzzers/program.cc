@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "allocator/backend/names.h"
 #include "allocator/kenv/malloc.h"
 
 namespace slabfuzz {
@@ -138,6 +139,7 @@ size_t size_class(int index) { return kSizeClasses[index % kNumSizeClasses]; }
 void canonicalize(Program* p) {
   Header& h = p->header;
   // Idempotent: values already in range stay as they are.
+  h.backend %= kBackendNames.size();
   h.vm_mode %= 2;
   if (h.ncpus < 1 || h.ncpus > kMaxCpus) h.ncpus = static_cast<uint8_t>(h.ncpus % kMaxCpus + 1);
   h.boot_slabs %= 4;
@@ -211,6 +213,11 @@ std::vector<uint8_t> encode(const Program& p) {
   return out;
 }
 
+// A backend index as its name (the harness takes it modulo the number of backends).
+std::string backend_text(uint8_t b) {
+  return std::string(kBackendNames[b % kBackendNames.size()]);
+}
+
 std::string to_text(const Program& p) {
   const Header& h = p.header;
   char buf[512];
@@ -220,9 +227,9 @@ std::string to_text(const Program& p) {
     zones += std::to_string(size_class(h.zone_size_class(i)));
   }
   snprintf(buf, sizeof(buf),
-           "config backend=%u mode=%s cpus=%u budget=%u boot_slabs=%u reserve=%u boot=%s "
+           "config backend=%s mode=%s cpus=%u budget=%u boot_slabs=%u reserve=%u boot=%s "
            "seed=0x%08" PRIx32 " depth=%u zones=%s\n",
-           h.backend, h.vm_mode ? "reserved" : "naive", h.ncpus, h.budget, h.boot_slabs,
+           backend_text(h.backend).c_str(), h.vm_mode ? "reserved" : "naive", h.ncpus, h.budget, h.boot_slabs,
            h.reserve, h.boot == BootMode::kEarly ? "early" : "running", h.seed, h.pct_depth,
            zones.c_str());
   std::string out = buf;
@@ -310,7 +317,9 @@ std::optional<Program> parse_text(const std::string& text, std::string* error) {
       Header& h = p.header;
       for (auto& [k, v] : kv) {
         uint64_t n = 0;
-        if (k == "mode") {
+        if (k == "backend" && backend_index(v) >= 0) {
+          h.backend = static_cast<uint8_t>(backend_index(v));
+        } else if (k == "mode") {
           if (v == "naive") h.vm_mode = 0;
           else if (v == "reserved") h.vm_mode = 1;
           else return fail("mode must be naive or reserved");

@@ -1,20 +1,27 @@
 // target.h - the configuration a fuzz target pins, chosen at compile time:
 //   -DSLABFUZZ_TARGET_NAIVE     kmalloc_obj as upstream (no boot slabs, no reserve):
 //                               the fuzzer must find the boot failure and the deadlock;
+//   -DSLABFUZZ_TARGET_ZALLOC    zalloc, as today's kernel runs the VM zones (zbootinit,
+//                               ZONE_INTERRUPT): the baseline, nothing may be found;
 //   (default)                   the embedded default, kmalloc_obj with (A) and (B):
 //                               reserve >= 1 and boot slabs >= 1, nothing may be found.
 #ifndef SLABFUZZ_FUZZERS_TARGET_H_
 #define SLABFUZZ_FUZZERS_TARGET_H_
 
+#include "allocator/backend/names.h"
 #include "fuzzers/harness.h"
 
 namespace slabfuzz {
 
 inline TargetConfig target_config() {
   TargetConfig t;
-#ifdef SLABFUZZ_TARGET_NAIVE
+#if defined(SLABFUZZ_TARGET_ZALLOC)
+  t.backend = backend_index("zalloc");
+#elif defined(SLABFUZZ_TARGET_NAIVE)
+  t.backend = backend_index("kmalloc_obj");
   t.mode = VmMode::kNaive;
 #else
+  t.backend = backend_index("kmalloc_obj");
   t.mode = VmMode::kReserved;
   t.min_reserve = 1;
   t.min_boot_slabs = 1;
@@ -23,7 +30,9 @@ inline TargetConfig target_config() {
 }
 
 inline const char* target_name() {
-#ifdef SLABFUZZ_TARGET_NAIVE
+#if defined(SLABFUZZ_TARGET_ZALLOC)
+  return "zalloc (today's kernel)";
+#elif defined(SLABFUZZ_TARGET_NAIVE)
   return "kmalloc_obj naive";
 #else
   return "kmalloc_obj reserved";

@@ -323,10 +323,12 @@ size_t vm_free_target()
 	return w > g_ps.cfg.free_target ? w : g_ps.cfg.free_target;
 }
 
-void page_source_pressure(size_t pages)
+void page_source_pressure(size_t pages, vm_tier tier)
 {
 	spin_lock(&g_ps.spin);
-	size_t avail = g_ps.free.load();
+	size_t free = g_ps.free.load();
+	size_t floor = tier_floor(tier);
+	size_t avail = free > floor ? free - floor : 0;
 	size_t take = pages < avail ? pages : avail;
 	g_ps.free -= take;
 	g_ps.withheld += take;

@@ -73,8 +73,10 @@ struct PageSourceStats {
 };
 
 void page_source_init(const PageSourceConfig &cfg);
-/* Memory pressure: withhold up to `pages` free pages; relief gives them back. */
-void page_source_pressure(size_t pages);
+/* Memory pressure: withhold up to `pages` free pages, as requests of `tier` would
+ * take them (never below that tier's floor: user memory is VM_TIER_NORMAL; the
+ * default takes the very last page); relief gives them back. */
+void page_source_pressure(size_t pages, vm_tier tier = VM_TIER_INTERRUPT);
 void page_source_relief(size_t pages);
 /* Fail the next n non-blocking requests (of the configured tiers). */
 void page_source_fail_next(uint32_t n);

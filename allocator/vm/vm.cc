@@ -14,6 +14,7 @@ namespace slabfuzz {
 namespace {
 
 Vm* g_vm = nullptr;
+constexpr int kPageoutRetries = 256;  // passes in a row that may fail before a sleep
 
 bool hook_map(kmalloc_zone* zone, void*, int flags, void** cookie) {
   return g_vm != nullptr ? g_vm->map_slab(zone, flags, cookie) : true;
@@ -237,8 +238,10 @@ int Vm::pageout(int npages) {
 }
 
 void Vm::pageout_daemon(int* busy) {
+  int retries = 0;
   for (;;) {
     uint64_t asked = kenv::vm_pageout_requests();
+    uint64_t failures = stats_.swapmeta_failures;
     bool low = false;
     // Before VM_READY there is nothing to page out (and no page to get SWAPMETA from).
     while (kenv::current_boot_phase() >= kenv::boot_phase::VM_READY &&
@@ -256,6 +259,15 @@ void Vm::pageout_daemon(int* busy) {
       b_.poll();
       if (busy) --*busy;
     }
+    // SWAPMETA could not be had (a transient failure): the real daemon's timer
+    // brings it back a tick later; here, after letting the other CPUs run. A few
+    // times only: a failure that lasts is the stall it is.
+    if (low && stats_.swapmeta_failures != failures && retries < kPageoutRetries) {
+      retries++;
+      kenv::cpu_spinwait();
+      continue;
+    }
+    if (stats_.swapmeta_failures == failures) retries = 0;
     // Asked again while working: look again rather than sleep through it.
     if (kenv::vm_pageout_requests() != asked) continue;
     kenv::tsleep_idle(kenv::vm_pageout_chan(), "pgdaemon", 0);
