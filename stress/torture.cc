@@ -145,6 +145,7 @@ class Torture {
   void step_reserve(Worker& w);
   void step_boot(Worker& w);
   void step_pageout(Worker& w);
+  std::string memory_report();
   void step_interrupts(Worker& w);
   void worker(int id);
   void setup();
@@ -371,7 +372,9 @@ void Torture::worker(int id) {
 
 void Torture::setup() {
   VmOptions vo;
-  vo.mode = VmMode::kReserved;
+  // zalloc runs the VM zones as today's kernel does; the others with whatever of
+  // boot memory and spare slabs they support.
+  vo.mode = b_->name() == "zalloc" ? VmMode::kZalloc : VmMode::kReserved;
   vo.reserve = 2;
   vm_ = std::make_unique<Vm>(*b_, vo);
   zones_[kPv] = vm_->pv_zone();
@@ -407,6 +410,36 @@ void Torture::teardown() {
     b_->zone_destroy(zones_[z]);
   }
   vm_->teardown();
+}
+
+// Where the memory is, for a stall report (racy reads: the threads may still run).
+std::string Torture::memory_report() {
+  char line[256];
+  kenv::PageSourceStats ps = kenv::page_source_stats();
+  snprintf(line, sizeof(line),
+           "  pages: budget %zu free %zu in use %zu withheld %zu; free target %zu, "
+           "waits %" PRIu64 ", failures %" PRIu64 "\n",
+           ps.budget, ps.free, ps.in_use, ps.withheld, kenv::vm_free_target(), ps.waits,
+           ps.failures);
+  std::string r = line;
+  const VmStats& vs = vm_->stats();
+  snprintf(line, sizeof(line),
+           "  vm: faults %" PRIu64 " (failed %" PRIu64 "), pageout runs %" PRIu64
+           ", paged out %" PRIu64 ", swapmeta failures %" PRIu64 ", swap-ins %" PRIu64 "\n",
+           vs.faults.load(), vs.fault_failures.load(), vs.pageout_runs.load(),
+           vs.pages_paged_out.load(), vs.swapmeta_failures.load(), vs.swapins.load());
+  r += line;
+  const char* names[kNumZones] = {"TEST64", "TEST256", "PV", "MAP", "SWAPMETA"};
+  for (int z = 0; z < kNumZones; z++) {
+    ZoneStats st = b_->stats(zones_[z]);
+    snprintf(line, sizeof(line),
+             "  zone %-9s in use %" PRIu64 ", slabs %" PRIu64 ", spares %" PRIu64 "/%" PRIu64
+             ", failed allocs %" PRIu64 "\n",
+             names[z], st.inuse, st.slabs, st.reserve_level, st.reserve_target,
+             st.failed_allocs);
+    r += line;
+  }
+  return r;
 }
 
 TortureResult Torture::run() {
@@ -454,7 +487,7 @@ TortureResult Torture::run() {
     // The watchdog: stuck threads still run on the runtime; report and leave.
     r.ok = false;
     r.title = out.title;
-    r.report = out.report;
+    r.report = out.report + memory_report();
     return r;
   }
   Histogram ah, fh;

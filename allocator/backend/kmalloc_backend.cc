@@ -3,6 +3,7 @@
 // checked exactly: memuse == inuse * class size). A small object freed with another
 // type is not detected (both types share the class zones), as upstream.
 #include <cstring>
+#include <mutex>
 
 #include "allocator/backend/backend.h"
 #include "allocator/kmalloc/kmalloc.h"
@@ -25,6 +26,7 @@ class KmallocBackend final : public Backend {
     kmalloc_init();
     auto* z = new KmZone{o.name, o.objsize, {}};
     kmalloc_type_init(&z->type, z->name.c_str(), o.limit);
+    std::lock_guard<std::mutex> g(mu_);
     zones_.push_back(z);
     return z;
   }
@@ -34,9 +36,14 @@ class KmallocBackend final : public Backend {
     if (s.inuse != 0)
       kenv::panic("kmalloc: type %s destroyed with %lld allocations", z->name.c_str(),
                   static_cast<long long>(s.inuse));
-    std::erase(zones_, z);
+    bool last;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      std::erase(zones_, z);
+      last = zones_.empty();
+    }
     delete z;
-    if (zones_.empty()) kmalloc_fini();  // the last type: the class zones go too
+    if (last) kmalloc_fini();  // the last type: the class zones go too
   }
   void* alloc(void* zone, int flags) override {
     return kmalloc(Z(zone)->size, &Z(zone)->type, flags);
@@ -83,9 +90,11 @@ class KmallocBackend final : public Backend {
  private:
   static KmZone* Z(void* z) { return static_cast<KmZone*>(z); }
   void reset_zones() {
+    std::lock_guard<std::mutex> g(mu_);
     for (KmZone* z : zones_) delete z;
     zones_.clear();
   }
+  std::mutex mu_;  // host lock, no preemption point inside
   std::vector<KmZone*> zones_;
 };
 

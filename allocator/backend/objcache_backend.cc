@@ -3,6 +3,7 @@
 // back from magazines as they were put (upstream has no M_ZERO): the adapter zeroes
 // them for M_ZERO. An interior pointer is reported as a foreign object.
 #include <cstring>
+#include <mutex>
 #include <unordered_map>
 
 #include "allocator/backend/backend.h"
@@ -30,15 +31,21 @@ class ObjcacheBackend final : public Backend {
     int budget = o.limit ? static_cast<int>(o.limit / kmalloc_good_size(o.objsize)) : 0;
     if (o.limit && budget == 0) budget = 1;
     z->oc = objcache_create_mbacked(&z->type, o.objsize, budget, 0, nullptr, nullptr, nullptr);
+    std::lock_guard<std::mutex> g(mu_);
     by_cache_[z->oc] = z;
     return z;
   }
   void zone_destroy(void* zone) override {
     OcZone* z = Z(zone);
     objcache_destroy(z->oc);
-    by_cache_.erase(z->oc);
+    bool last;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      by_cache_.erase(z->oc);
+      last = by_cache_.empty();
+    }
     delete z;
-    if (by_cache_.empty()) kmalloc_fini();  // the last cache: kmalloc's class zones go too
+    if (last) kmalloc_fini();  // the last cache: kmalloc's class zones go too
   }
   void* alloc(void* zone, int flags) override {
     void* p = objcache_get(Z(zone)->oc, flags);
@@ -67,7 +74,9 @@ class ObjcacheBackend final : public Backend {
     return out;
   }
   void* owner(const void* obj) override {
-    auto it = by_cache_.find(objcache_owner(obj));
+    objcache* oc = objcache_owner(obj);
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = by_cache_.find(oc);
     return it == by_cache_.end() ? nullptr : it->second;
   }
   void reset() override {
@@ -87,9 +96,11 @@ class ObjcacheBackend final : public Backend {
  private:
   static OcZone* Z(void* z) { return static_cast<OcZone*>(z); }
   void reset_zones() {
+    std::lock_guard<std::mutex> g(mu_);
     for (auto& [oc, z] : by_cache_) delete z;
     by_cache_.clear();
   }
+  std::mutex mu_;  // host lock, no preemption point inside
   std::unordered_map<objcache*, OcZone*> by_cache_;
 };
 

@@ -3,7 +3,9 @@
 // ZONE_USE_RESERVE, .limit caps an ordinary zone's items; boot memory is threaded on
 // with zbootinit() (any time, before or after the zone can grow). No spare-slab
 // reserve: zalloc never had one.
-#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
 
 #include "allocator/backend/backend.h"
 #include "allocator/kenv/page_source.h"
@@ -16,14 +18,21 @@ class ZallocBackend final : public Backend {
  public:
   std::string_view name() const override { return "zalloc"; }
   void* zone_create(const ZoneOptions& o) override {
-    names_.push_back(o.name);  // zalloc keeps the name pointer
+    auto name = std::make_unique<std::string>(o.name);  // zalloc keeps the pointer
     size_t rounded = (o.objsize + ZONE_ROUNDING - 1) & ~size_t{ZONE_ROUNDING - 1};
     long nentries = o.interrupt ? static_cast<long>(o.nentries)
                                 : static_cast<long>(o.limit / rounded);
     int flags = (o.interrupt ? ZONE_INTERRUPT : 0) | (o.system ? ZONE_USE_RESERVE : 0);
-    return zinit(names_.back().c_str(), o.objsize, nentries, flags);
+    vm_zone_t z = zinit(name->c_str(), o.objsize, nentries, flags);
+    std::lock_guard<std::mutex> g(mu_);
+    names_[z] = std::move(name);
+    return z;
   }
-  void zone_destroy(void* zone) override { zdestroy(Z(zone)); }
+  void zone_destroy(void* zone) override {
+    zdestroy(Z(zone));
+    std::lock_guard<std::mutex> g(mu_);
+    names_.erase(Z(zone));
+  }
   void* alloc(void* zone, int flags) override { return zalloc_flags(Z(zone), flags); }
   void free(void* zone, void* obj) override { zfree(Z(zone), obj); }
   size_t boot_granule() const override { return kenv::PAGE_SIZE; }
@@ -49,12 +58,14 @@ class ZallocBackend final : public Backend {
   void* owner(const void* obj) override { return zalloc_owner(obj); }
   void reset() override {
     zalloc_reset();
+    std::lock_guard<std::mutex> g(mu_);
     names_.clear();
   }
 
  private:
   static vm_zone_t Z(void* z) { return static_cast<vm_zone_t>(z); }
-  std::deque<std::string> names_;
+  std::mutex mu_;  // zones come and go on any thread (host lock, no preemption point)
+  std::map<vm_zone_t, std::unique_ptr<std::string>> names_;
 };
 
 }  // namespace

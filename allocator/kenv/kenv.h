@@ -197,6 +197,30 @@ inline void spin_unlock(spinlock *spin)
 	crit_exit();
 }
 
+/* ---- counters ------------------------------------------------------------------------ */
+
+/*
+ * A number with one writer at a time (the CPU that owns it, inside a critical section,
+ * or the holder of the lock that guards it) that anyone may read at any time: relaxed
+ * loads and stores, no read-modify-write (so as cheap as a plain integer), and no data
+ * race for a sanitizer to report when a statistics reader looks while it changes.
+ */
+template <typename T>
+struct wcounter {
+	std::atomic<T> v{0};
+	T get() const { return v.load(std::memory_order_relaxed); }
+	operator T() const { return get(); }
+	void set(T x) { v.store(x, std::memory_order_relaxed); }
+	wcounter &operator=(T x) { set(x); return *this; }
+	wcounter &operator+=(T d) { set(get() + d); return *this; }
+	wcounter &operator-=(T d) { set(get() - d); return *this; }
+	wcounter &operator++() { return *this += 1; }
+	wcounter &operator--() { return *this -= 1; }
+	void operator++(int) { *this += 1; }
+	void operator--(int) { *this -= 1; }
+	void inc() { *this += 1; }
+};
+
 /* ---- boot phases ------------------------------------------------------------------ */
 
 enum class boot_phase : int {

@@ -72,12 +72,10 @@ inline void account(malloc_type *type, int64_t bytes, int64_t n, bool call)
 {
 	crit_enter();
 	malloc_type_pcpu &pc = type->ks_pcpu[mycpuid()];
-	pc.memuse.store(pc.memuse.load(std::memory_order_relaxed) + bytes,
-			std::memory_order_relaxed);
-	pc.inuse.store(pc.inuse.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+	pc.memuse += bytes;
+	pc.inuse += n;
 	if (call)
-		pc.calls.store(pc.calls.load(std::memory_order_relaxed) + 1,
-			       std::memory_order_relaxed);
+		pc.calls.inc();
 	crit_exit();
 }
 
@@ -85,7 +83,7 @@ int64_t memuse_of(const malloc_type *type)
 {
 	int64_t m = 0;
 	for (const malloc_type_pcpu &pc : type->ks_pcpu)
-		m += pc.memuse.load(std::memory_order_relaxed);
+		m += pc.memuse;
 	return m;
 }
 
@@ -123,9 +121,9 @@ void kmalloc_type_init(struct malloc_type *type, const char *name, size_t limit)
 	type->ks_limit = limit;
 	type->ks_failed.store(0, std::memory_order_relaxed);
 	for (malloc_type_pcpu &pc : type->ks_pcpu) {
-		pc.memuse.store(0, std::memory_order_relaxed);
-		pc.inuse.store(0, std::memory_order_relaxed);
-		pc.calls.store(0, std::memory_order_relaxed);
+		pc.memuse = 0;
+		pc.inuse = 0;
+		pc.calls = 0;
 	}
 }
 
@@ -234,9 +232,9 @@ kmalloc_type_stats kmalloc_type_stats_get(const struct malloc_type *type)
 {
 	kmalloc_type_stats s{};
 	for (const malloc_type_pcpu &pc : type->ks_pcpu) {
-		s.memuse += pc.memuse.load(std::memory_order_relaxed);
-		s.inuse += pc.inuse.load(std::memory_order_relaxed);
-		s.calls += pc.calls.load(std::memory_order_relaxed);
+		s.memuse += pc.memuse;
+		s.inuse += pc.inuse;
+		s.calls += pc.calls;
 	}
 	s.failed = type->ks_failed.load(std::memory_order_relaxed);
 	return s;

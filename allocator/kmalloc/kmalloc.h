@@ -31,10 +31,10 @@
 
 struct kmalloc_zone;
 
-struct alignas(64) malloc_type_pcpu {
-	std::atomic<int64_t> memuse;	/* bytes; written by the own CPU only */
-	std::atomic<int64_t> inuse;	/* allocations */
-	std::atomic<uint64_t> calls;
+struct alignas(64) malloc_type_pcpu {	/* written by the own CPU only, in crit */
+	kenv::wcounter<int64_t> memuse;	/* bytes */
+	kenv::wcounter<int64_t> inuse;	/* allocations */
+	kenv::wcounter<uint64_t> calls;
 };
 
 struct malloc_type {

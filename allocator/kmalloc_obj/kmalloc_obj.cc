@@ -97,11 +97,7 @@ struct kmalloc_slab {
 };
 
 /* A counter written by one CPU in a critical section, read by anyone. */
-struct kmo_counter {
-	std::atomic<uint64_t> v{0};
-	void inc() { v.store(v.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
-	uint64_t get() const { return v.load(std::memory_order_relaxed); }
-};
+using kmo_counter = kenv::wcounter<uint64_t>;
 
 struct alignas(64) kmalloc_pcpu {
 	struct kmalloc_slab *active;

@@ -42,11 +42,6 @@ magazine *mag_alloc(int capacity)
 
 void mag_free(magazine *m) { ::operator delete(m); }
 
-inline void bump(std::atomic<uint64_t> &c)
-{
-	c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
-
 /* ---- object states ------------------------------------------------------------------ */
 
 enum : uint8_t { OC_OUT = 1, OC_CACHED = 2 };
@@ -74,7 +69,7 @@ inline shard &shard_of(const void *obj)
 struct alignas(64) percpu_objcache {
 	magazine *loaded_magazine;
 	magazine *previous_magazine;
-	std::atomic<uint64_t> gets, puts, gets_null;
+	kenv::wcounter<uint64_t> gets, puts, gets_null;	/* own CPU, in crit */
 };
 
 struct magazinedepot {
@@ -97,7 +92,7 @@ struct objcache {
 	int mag_capacity;
 	int64_t cluster_limit;
 	std::atomic<int> exhausted;
-	std::atomic<uint64_t> backend_allocs, backend_frees, ctors, dtors, discarded;
+	std::atomic<uint64_t> backend_allocs, backend_frees, ctors, dtors, discarded;	/* any CPU */
 	objcache_malloc_args margs;	/* for the kmalloc-backed kind */
 	magazinedepot depot;
 	objcache *next;
@@ -158,7 +153,7 @@ void backend_free(objcache *oc, void *obj)
 	state_remove(obj);
 	if (oc->dtor != nullptr) {
 		oc->dtor(obj, oc->privdata);
-		bump(oc->dtors);
+		oc->dtors.fetch_add(1, std::memory_order_relaxed);
 	}
 	oc->free(obj, oc->allocator_args);
 	oc->backend_frees.fetch_add(1, std::memory_order_relaxed);
@@ -253,7 +248,7 @@ void *objcache_get(struct objcache *oc, int ocflags)
 		magazine *loaded = cpucache->loaded_magazine;
 		if (loaded->rounds > 0) {
 			obj = loaded->objects[--loaded->rounds];
-			bump(cpucache->gets);
+			cpucache->gets.inc();
 			crit_exit();
 			state_set(oc, obj, OC_CACHED, OC_OUT, "objcache_get");
 			break;
@@ -282,7 +277,7 @@ void *objcache_get(struct objcache *oc, int ocflags)
 			crit_exit();
 			obj = oc->alloc(oc->allocator_args, ocflags);
 			if (obj != nullptr && oc->ctor != nullptr) {
-				bump(oc->ctors);
+				oc->ctors.fetch_add(1, std::memory_order_relaxed);
 				if (!oc->ctor(obj, oc->privdata, ocflags)) {
 					oc->free(obj, oc->allocator_args);
 					obj = nullptr;
@@ -295,7 +290,7 @@ void *objcache_get(struct objcache *oc, int ocflags)
 			oc->backend_allocs.fetch_add(1, std::memory_order_relaxed);
 			state_add(oc, obj);
 			crit_enter();
-			bump(oc->cache_percpu[mycpuid()].gets);
+			oc->cache_percpu[mycpuid()].gets.inc();
 			crit_exit();
 			break;
 		}
@@ -323,7 +318,7 @@ void *objcache_get(struct objcache *oc, int ocflags)
 		td->td_nosleep--;
 	if (obj == nullptr) {
 		crit_enter();
-		bump(oc->cache_percpu[mycpuid()].gets_null);
+		oc->cache_percpu[mycpuid()].gets_null.inc();
 		crit_exit();
 		if (!(ocflags & M_NULLOK))
 			panic("objcache_get: %s: exhausted (flags 0x%x)", oc->name, ocflags);
@@ -342,7 +337,7 @@ void objcache_put(struct objcache *oc, void *obj)
 		magazine *loaded = cpucache->loaded_magazine;
 		if (loaded->rounds < loaded->capacity) {
 			loaded->objects[loaded->rounds++] = obj;
-			bump(cpucache->puts);
+			cpucache->puts.inc();
 			crit_exit();
 			if (d.waiting > 0) {
 				spin_lock(&d.spin);
@@ -372,7 +367,7 @@ void objcache_put(struct objcache *oc, void *obj)
 			continue;
 		}
 		spin_unlock(&d.spin);
-		bump(cpucache->puts);
+		cpucache->puts.inc();
 		crit_exit();
 		/* No room anywhere: the object goes back to the back end. */
 		backend_free(oc, obj);
@@ -474,9 +469,9 @@ objcache_stats objcache_stats_get(struct objcache *oc)
 	s.cluster_limit = oc->cluster_limit;
 	s.unallocated = oc->depot.unallocated_objects.load(std::memory_order_relaxed);
 	for (percpu_objcache &pc : oc->cache_percpu) {
-		s.gets += pc.gets.load(std::memory_order_relaxed);
-		s.puts += pc.puts.load(std::memory_order_relaxed);
-		s.gets_null += pc.gets_null.load(std::memory_order_relaxed);
+		s.gets += pc.gets;
+		s.puts += pc.puts;
+		s.gets_null += pc.gets_null;
 	}
 	s.backend_allocs = oc->backend_allocs.load(std::memory_order_relaxed);
 	s.backend_frees = oc->backend_frees.load(std::memory_order_relaxed);

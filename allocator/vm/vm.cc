@@ -134,12 +134,17 @@ bool Vm::fault(int flags) {
   void* me = nullptr;
   void* swapped_in = nullptr;
   kenv::spin_lock(&spin_);
-  bool grow = ++stats_.faults % 8 == 0;
+  stats_.faults++;
+  // The map grows with new mappings only: a page brought back from swap is still
+  // covered by the entry it had (paging out leaves the map as it was).
+  bool grow = swapmeta_.empty() && ++fresh_faults_ % 8 == 0;
   pages_.push_back({page, pv});
-  if (!swapmeta_.empty()) {
-    swapped_in = swapmeta_.back();
-    swapmeta_.pop_back();
+  if (!swapmeta_.empty()) {  // a page comes back in: its block has one fewer out
     stats_.swapins++;
+    if (--swapmeta_.back().pages == 0) {
+      swapped_in = swapmeta_.back().swapmeta;
+      swapmeta_.pop_back();
+    }
   }
   kenv::spin_unlock(&spin_);
   if (swapped_in) b_.free(swap_, swapped_in);
@@ -224,7 +229,7 @@ int Vm::pageout(int npages) {
       break;
     }
     kenv::spin_lock(&spin_);
-    swapmeta_.push_back(sm);
+    swapmeta_.push_back({sm, static_cast<int>(batch.size())});
     kenv::spin_unlock(&spin_);
     for (const UserPage& up : batch) {
       b_.free(pv_, up.pv);
@@ -280,7 +285,8 @@ void Vm::teardown() {
   std::vector<void*> lists[4];
   kenv::spin_lock(&spin_);
   lists[0].swap(map_entries_);
-  lists[1].swap(swapmeta_);
+  for (const Swapped& sw : swapmeta_) lists[1].push_back(sw.swapmeta);
+  swapmeta_.clear();
   lists[1].insert(lists[1].end(), anon_swapmeta_.begin(), anon_swapmeta_.end());
   anon_swapmeta_.clear();
   lists[2].swap(kernel_entries_pv_);

@@ -106,11 +106,16 @@ class Vm {
   kenv::spinlock spin_;
   std::vector<UserPage> pages_;
   std::vector<void*> map_entries_;
-  std::vector<void*> swapmeta_;
+  struct Swapped {
+    void* swapmeta;
+    int pages;  // of its block still out on swap; freed when the last comes back
+  };
+  std::vector<Swapped> swapmeta_;
   std::vector<void*> anon_swapmeta_;  // for swapped-out anonymous (pressure) memory
   std::vector<void*> kernel_entries_pv_;
   std::vector<void*> kernel_entries_map_;
   VmStats stats_;
+  uint64_t fresh_faults_ = 0;  // faults that were not swap-ins (under spin_)
   bool torn_down_ = false;
 };
 

@@ -63,11 +63,6 @@ vm_zone *g_zones = nullptr;
 
 inline void *&zlink(void *item) { return *static_cast<void **>(item); }
 
-inline void bump(std::atomic<uint64_t> &c)
-{
-	c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
-
 void zone_setup(vm_zone *z, const char *name, size_t size)
 {
 	if (size == 0 || size > 64 * 1024)
@@ -76,16 +71,20 @@ void zone_setup(vm_zone *z, const char *name, size_t size)
 	z->zname = name;
 	z->zsize = (size + ZONE_ROUNDING - 1) & ~static_cast<size_t>(ZONE_ROUNDING - 1);
 	z->zitems = nullptr;
-	z->zfreecnt = z->ztotal = z->zmax = z->zbootitems = 0;
-	z->zfreemin = 0;
-	z->zpagecount = z->zpagemax = z->zchunks = 0;
+	z->zfreecnt = 0;
+	z->ztotal = 0;
+	z->zbootitems = 0;
+	z->zmax = z->zfreemin = 0;
+	z->zpagecount = 0;
+	z->zchunks = 0;
+	z->zpagemax = 0;
 	z->zfailures.store(0, std::memory_order_relaxed);
 	z->zchunk_list = nullptr;
 	for (vm_zpcpu &pc : z->zpcpu) {
 		pc.zitems = nullptr;
 		pc.zfreecnt = 0;
-		pc.znalloc.store(0, std::memory_order_relaxed);
-		pc.znfree.store(0, std::memory_order_relaxed);
+		pc.znalloc = 0;
+		pc.znfree = 0;
 	}
 	z->zflags |= ZONE_INITED;
 	std::lock_guard<std::mutex> g(g_zones_mtx);
@@ -275,7 +274,7 @@ void *pool_take(vm_zone *z, long keep)
 		pc->zitems = zlink(head);
 		pc->zfreecnt += n - 1;
 	}
-	bump(pc->znalloc);
+	pc->znalloc.inc();
 	crit_exit();
 	return head;
 }
@@ -359,7 +358,7 @@ void *zalloc_flags(vm_zone_t z, int flags)
 	if (item != nullptr) {
 		pc->zitems = zlink(item);
 		pc->zfreecnt--;
-		bump(pc->znalloc);
+		pc->znalloc.inc();
 		crit_exit();
 	} else {
 		crit_exit();
@@ -372,7 +371,7 @@ void *zalloc_flags(vm_zone_t z, int flags)
 		z->zfailures.fetch_add(1, std::memory_order_relaxed);
 		if ((z->zflags & ZONE_PANICFAIL) || !(flags & M_NULLOK))
 			panic("zalloc: %s: zone exhausted (%ld items, flags 0x%x)", z->zname,
-			      z->ztotal, flags);
+			      z->ztotal.get(), flags);
 		return nullptr;
 	}
 	return item_prepare(z, item, flags);
@@ -405,7 +404,7 @@ void zfree(vm_zone_t z, void *item)
 	zlink(item) = pc->zitems;
 	pc->zitems = item;
 	pc->zfreecnt++;
-	bump(pc->znfree);
+	pc->znfree.inc();
 	if (pc->zfreecnt >= 2 * ZONE_BURST) {
 		/* Too many on this CPU: a batch goes back to the global pool. */
 		void *head = pc->zitems;
@@ -496,19 +495,19 @@ zalloc_stats zalloc_stats_get(vm_zone_t z)
 	long pcfree = 0;
 	for (int i = 0; i < kenv::MAXCPU; i++) {
 		const vm_zpcpu &pc = z->zpcpu[i];
-		s.requests += pc.znalloc.load(std::memory_order_relaxed);
-		s.frees += pc.znfree.load(std::memory_order_relaxed);
-		pcfree += __atomic_load_n(&pc.zfreecnt, __ATOMIC_RELAXED);
+		s.requests += pc.znalloc;
+		s.frees += pc.znfree;
+		pcfree += pc.zfreecnt;
 	}
 	s.limit = z->zmax;
-	s.total = __atomic_load_n(&z->ztotal, __ATOMIC_RELAXED);
-	s.free = __atomic_load_n(&z->zfreecnt, __ATOMIC_RELAXED) + pcfree;
+	s.total = z->ztotal;
+	s.free = z->zfreecnt + pcfree;
 	s.used = static_cast<long>(s.requests - s.frees);
 	s.failures = z->zfailures.load(std::memory_order_relaxed);
-	s.pages = __atomic_load_n(&z->zpagecount, __ATOMIC_RELAXED);
+	s.pages = z->zpagecount;
 	s.pagemax = z->zpagemax;
-	s.chunks = __atomic_load_n(&z->zchunks, __ATOMIC_RELAXED);
-	s.boot_items = __atomic_load_n(&z->zbootitems, __ATOMIC_RELAXED);
+	s.chunks = z->zchunks;
+	s.boot_items = z->zbootitems;
 	return s;
 }
 

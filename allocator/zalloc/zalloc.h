@@ -49,11 +49,13 @@
 
 struct zchunk;
 
+/* Counters below are kenv::wcounter: one writer (the owning CPU in crit, or the
+ * holder of zspin), read by statistics at any time. */
 struct alignas(64) vm_zpcpu {
 	void *zitems;			/* per-CPU free list (own CPU, in crit) */
-	long zfreecnt;
-	std::atomic<uint64_t> znalloc;	/* written by the own CPU only */
-	std::atomic<uint64_t> znfree;
+	kenv::wcounter<long> zfreecnt;
+	kenv::wcounter<uint64_t> znalloc;
+	kenv::wcounter<uint64_t> znfree;
 };
 
 struct vm_zone {
@@ -62,13 +64,14 @@ struct vm_zone {
 	size_t zsize;			/* item size */
 	int zflags;
 	void *zitems;			/* global free list */
-	long zfreecnt;
+	kenv::wcounter<long> zfreecnt;
 	long zfreemin;			/* kept back for when the zone cannot grow */
-	long ztotal;			/* items the zone owns (boot items included) */
-	long zmax;			/* cap on ztotal (0: none) */
-	long zbootitems;
-	size_t zpagecount, zpagemax;	/* ZONE_INTERRUPT: pages filled / reserved */
-	size_t zchunks;
+	kenv::wcounter<long> ztotal;	/* items the zone owns (boot items included) */
+	long zmax;			/* cap on grown items (0: none) */
+	kenv::wcounter<long> zbootitems;
+	kenv::wcounter<size_t> zpagecount;	/* ZONE_INTERRUPT: pages filled */
+	size_t zpagemax;			/* ... and reserved */
+	kenv::wcounter<size_t> zchunks;
 	std::atomic<uint64_t> zfailures;
 	zchunk *zchunk_list;
 	vm_zone *znext;			/* all zones (for zalloc_reset) */
