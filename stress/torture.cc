@@ -251,9 +251,14 @@ void Torture::step_reserve(Worker& w) {
     // The pressure thread: memory comes and goes.
     size_t budget = o_.budget_pages;
     if (pressured_.load() == 0) {
-      kenv::page_source_pressure(budget);  // everything that is free
+      // reserve: everything that is free, so that only spare slabs can serve; in
+      // mixed, user memory (down to the normal tier's floor), as in a real kernel.
+      kenv::page_source_pressure(budget, o_.scenario == "reserve" ? kenv::VM_TIER_INTERRUPT
+                                                                  : kenv::VM_TIER_NORMAL);
       pressured_ = 1;
     } else {
+      // The memory hog frees it all: what of it went to swap goes too.
+      vm_->anon_free(budget);
       kenv::page_source_relief(budget);
       pressured_ = 0;
       pressure_cycles_++;
@@ -333,14 +338,11 @@ void Torture::step(Worker& w, const std::string& sc) {
   if (sc == "boot") return step_boot(w);
   if (sc == "pageout") return step_pageout(w);
   if (sc == "interrupts") return step_interrupts(w);
-  // mixed: a bit of everything but the pressure thread: with all memory withheld
-  // while the others make M_WAITOK faults, the ASan build stalled (watchdog) in a
-  // 10-minute run; not understood yet, so mixed keeps the reserve traffic (M_NOWAIT)
-  // without the oscillation, which the reserve scenario covers on its own.
+  // mixed: a bit of everything at once, worker 0 doubling as the pressure thread.
   switch (w.rng.below(6)) {
     case 0: return step_percpu(w);
     case 1: return step_remote(w);
-    case 2: return w.id == 0 ? step_percpu(w) : step_reserve(w);  // see above
+    case 2: return step_reserve(w);
     case 3: return w.rng.below(16) ? step_percpu(w) : step_boot(w);
     case 4: return step_pageout(w);
     default: return step_interrupts(w);
@@ -367,7 +369,8 @@ void Torture::worker(int id) {
     if ((w.ops & 63) == 0) kenv::rt_progress();
     kenv::preempt_point();
   }
-  if (o_.scenario == "reserve" && w.id == 0) kenv::page_source_relief(o_.budget_pages);
+  if ((o_.scenario == "reserve" || o_.scenario == "mixed") && w.id == 0)
+    kenv::page_source_relief(o_.budget_pages);
 }
 
 void Torture::setup() {

@@ -176,13 +176,16 @@ bool Vm::unmap_one() {
   return true;
 }
 
-void Vm::anon_touch(size_t pages) {
+void Vm::anon_touch(size_t pages) { anon_drop(pages, true); }
+void Vm::anon_free(size_t pages) { anon_drop(pages, false); }
+
+void Vm::anon_drop(size_t pages, bool swapin) {
   std::vector<void*> back;
   kenv::spin_lock(&spin_);
   for (size_t n = 0; n < pages && !anon_swapmeta_.empty(); n += o_.pages_per_swapmeta) {
     back.push_back(anon_swapmeta_.back());
     anon_swapmeta_.pop_back();
-    stats_.swapins++;
+    if (swapin) stats_.swapins++;
   }
   kenv::spin_unlock(&spin_);
   for (void* sm : back) b_.free(swap_, sm);

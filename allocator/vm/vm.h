@@ -69,6 +69,9 @@ class Vm {
   // Other consumers touch `pages` of their anonymous memory again: what had been
   // swapped out of it comes back in, and its SWAPMETA entries are freed.
   void anon_touch(size_t pages);
+  // Other consumers free `pages` of their anonymous memory: what of it was on swap
+  // goes with it, and so do its SWAPMETA entries.
+  void anon_free(size_t pages);
   // Pages out up to npages user pages; returns the pages given back.
   int pageout(int npages);
   // The pageout daemon's body (a kenv daemon thread): sleeps until vm_wait() wakes it,
@@ -96,6 +99,7 @@ class Vm {
     void* pv;
   };
   void set_reserves();
+  void anon_drop(size_t pages, bool swapin);
 
   Backend& b_;
   VmOptions o_;
