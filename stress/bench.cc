@@ -1,13 +1,17 @@
-// bench.cc - kmalloc_obj beside glibc malloc, jemalloc, tcmalloc and mimalloc, in one
-// binary and one run (Google Benchmark), with a closing table of ratios.
+// bench.cc - kmalloc_obj beside the kernel allocators it is to replace or sits beside
+// (zalloc, objcache, general kmalloc) and glibc malloc, jemalloc, tcmalloc and
+// mimalloc, in one binary and one run (Google Benchmark), with a closing table of
+// ratios.
 //
 //   bazel run --config=perf //stress:bench [-- --benchmark_min_time=0.5]
 //
 // Every allocator is called through its own entry points, so that all of them live
 // side by side: glibc (__libc_malloc/__libc_free), jemalloc (mallocx/dallocx),
 // tcmalloc (tc_malloc/tc_free), mimalloc (mi_malloc/mi_free) and kmalloc_obj
-// (kmalloc_obj/kfree_obj on a 64-byte zone, from a kernel thread context of the
-// threaded runtime whose virtual CPU is the benchmark thread's index).
+// (kmalloc_obj/kfree_obj on a 64-byte zone), zalloc (zalloc/zfree on a 64-byte zone),
+// objcache (objcache_get/put over kmalloc) and kmalloc (kmalloc/kfree of 64 bytes),
+// the kernel ones from a kernel thread context of the threaded runtime whose virtual
+// CPU is the benchmark thread's index.
 // Benchmarks: a 64-byte alloc+free pair; a batch of 10,000 allocations then 10,000
 // frees; producer/consumer (two threads, each frees what the other allocated); at 1
 // and 2 threads where it applies. Ratios are peer time / kmalloc_obj time (above 1:
@@ -27,7 +31,10 @@
 #include "allocator/kenv/malloc.h"
 #include "allocator/kenv/page_source.h"
 #include "allocator/kenv/runtime.h"
+#include "allocator/kmalloc/kmalloc.h"
 #include "allocator/kmalloc_obj/kmalloc_obj.h"
+#include "allocator/objcache/objcache.h"
+#include "allocator/zalloc/zalloc.h"
 
 extern "C" {
 void* __libc_malloc(size_t);
@@ -46,6 +53,10 @@ constexpr size_t kSize = 64;
 constexpr int kBatch = 10000;
 
 kmalloc_zone* g_zone = nullptr;
+vm_zone_t g_zzone = nullptr;
+objcache* g_oc = nullptr;
+malloc_type g_mtype;
+malloc_type g_octype;
 // One cache line (or more) per benchmark thread: td_critcount changes on every call.
 struct alignas(64) KernelContext {
   kenv::thread td;
@@ -80,6 +91,19 @@ struct MimallocA {
 struct KmallocObjA {
   static void* alloc() { return kmalloc_obj(kSize, g_zone, M_WAITOK); }
   static void release(void* p) { kfree_obj(p, g_zone); }
+};
+
+struct ZallocA {
+  static void* alloc() { return zalloc_flags(g_zzone, M_WAITOK); }
+  static void release(void* p) { zfree(g_zzone, p); }
+};
+struct ObjcacheA {
+  static void* alloc() { return objcache_get(g_oc, M_WAITOK); }
+  static void release(void* p) { objcache_put(g_oc, p); }
+};
+struct KmallocA {
+  static void* alloc() { return kmalloc(kSize, &g_mtype, M_WAITOK); }
+  static void release(void* p) { kfree(p, &g_mtype); }
 };
 
 template <class A>
@@ -154,6 +178,9 @@ void BM_ProducerConsumer(benchmark::State& state) {
   BENCHMARK_TEMPLATE(BM_ProducerConsumer, A)->Name("prodcons/" name)->Threads(2)
 
 SLABFUZZ_BENCH(KmallocObjA, "kmalloc_obj");
+SLABFUZZ_BENCH(ZallocA, "zalloc");
+SLABFUZZ_BENCH(ObjcacheA, "objcache");
+SLABFUZZ_BENCH(KmallocA, "kmalloc");
 SLABFUZZ_BENCH(GlibcA, "glibc");
 SLABFUZZ_BENCH(JemallocA, "jemalloc");
 SLABFUZZ_BENCH(TcmallocA, "tcmalloc");
@@ -188,7 +215,8 @@ class TableReporter : public benchmark::ConsoleReporter {
       seen.push_back(key);
       auto& row = results_[key];
       double kmo = row.count("kmalloc_obj") ? row["kmalloc_obj"] : 0;
-      for (const char* alloc : {"kmalloc_obj", "glibc", "jemalloc", "tcmalloc", "mimalloc"}) {
+      for (const char* alloc : {"kmalloc_obj", "zalloc", "objcache", "kmalloc", "glibc",
+                                "jemalloc", "tcmalloc", "mimalloc"}) {
         if (!row.count(alloc)) continue;
         double items_s = row[alloc];
         printf("%-28s %-12s %14.2f %14.1f %10.2f\n", key.c_str(), alloc, 1e9 / items_s,
@@ -219,6 +247,11 @@ int main(int argc, char** argv) {
   for (int i = 0; i < kenv::MAXCPU; i++) g_ctx[i].gd.gd_cpuid = i;
   enter_kernel(0);
   g_zone = kmalloc_create_obj("BENCH64", kSize, 0);
+  g_zzone = zinit("BENCH64Z", kSize, 0, 0);
+  kmalloc_init();
+  kmalloc_type_init(&g_mtype, "BENCH", 0);
+  kmalloc_type_init(&g_octype, "BENCHOC", 0);
+  g_oc = objcache_create_mbacked(&g_octype, kSize, 0, 0, nullptr, nullptr, nullptr);
   kenv::curthread_tls = nullptr;
 #ifndef SLABFUZZ_PERF
   fprintf(stderr, "bench: built without --config=perf: checks and preemption points are on\n");

@@ -68,7 +68,8 @@ struct thread {
 	void *td_runtime;	/* runtime-private */
 };
 
-extern thread_local thread *curthread_tls;
+/* constinit: no dynamic initialization, so no TLS wrapper call on every access. */
+extern constinit thread_local thread *curthread_tls;
 
 inline thread *curthread() { return curthread_tls; }
 inline globaldata *mycpu() { return curthread_tls->td_gd; }

@@ -17,7 +17,7 @@
 
 namespace kenv {
 
-thread_local thread* curthread_tls = nullptr;
+constinit thread_local thread* curthread_tls = nullptr;
 
 namespace {
 std::atomic<int> g_boot_phase{static_cast<int>(boot_phase::RUNNING)};
