@@ -1037,7 +1037,9 @@ KENV_NO_COVERAGE std::vector<std::string> kmalloc_obj_check(const struct kmalloc
 		problems.emplace_back(buf);
 	};
 	size_t allocated = 0, slabs = 0, boot = 0, nfull = 0;
-	std::set<const kmalloc_slab *> seen;
+	std::vector<const kmalloc_slab *> seen;	/* sorted afterwards: on two lists? */
+	/* One buffer for the free-ring walk of every slab (no allocation per slab). */
+	static thread_local std::vector<char> on_ring;
 	/* Objects in magazines are free but not on their slab's ring. */
 	std::vector<const kmalloc_slab *> in_mag;	/* one entry per object, sorted */
 	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
@@ -1057,10 +1059,7 @@ KENV_NO_COVERAGE std::vector<std::string> kmalloc_obj_check(const struct kmalloc
 	std::sort(in_mag.begin(), in_mag.end());
 	auto visit = [&](const kmalloc_slab *s, int where) KENV_NO_COVERAGE {
 		slabs++;
-		if (!seen.insert(s).second) {
-			bad("slab %p is on two lists", static_cast<const void *>(s));
-			return;
-		}
+		seen.push_back(s);
 		if (s->magic != KMSLAB_MAGIC || s->zone != zone) {
 			bad("slab %p: bad magic or zone", static_cast<const void *>(s));
 			return;
@@ -1095,8 +1094,19 @@ KENV_NO_COVERAGE std::vector<std::string> kmalloc_obj_check(const struct kmalloc
 		if (marked != used)
 			bad("slab %p: %zu objects marked allocated, indices say %zu",
 			    static_cast<const void *>(s), marked, used);
-		std::vector<char> on_ring(s->ncount, 0);
-		for (size_t k = a; k < x && k - a <= s->ncount; k++) {
+		on_ring.assign(s->ncount, 0);
+		/* The first pass over a fresh slab is implicit: ring slot k < ncount is object
+		 * k, never handed out yet, so it must be unallocated (no lookup needed). */
+		size_t implicit_end = std::min(x, s->ncount);
+		for (size_t k = a; k < implicit_end; k++) {
+			if (st[k]) {
+				bad("slab %p: free ring holds allocated %p", static_cast<const void *>(s),
+				    reinterpret_cast<void *>(s->base + k * s->objsize));
+				break;
+			}
+			on_ring[k] = 1;
+		}
+		for (size_t k = std::max(a, implicit_end); k < x && k - a <= s->ncount; k++) {
 			const void *o = k < s->ncount ? reinterpret_cast<void *>(s->base + k * s->objsize)
 						      : s->fobjs[k & s->rmask].load(std::memory_order_relaxed);
 			auto p = reinterpret_cast<uintptr_t>(o);
@@ -1130,6 +1140,10 @@ KENV_NO_COVERAGE std::vector<std::string> kmalloc_obj_check(const struct kmalloc
 		visit(zone->rsv_slab, KMS_RESERVE);
 	for (const kmalloc_slab *s = zone->rsv_spent; s; s = s->next)
 		visit(s, KMS_SPENT);
+	std::sort(seen.begin(), seen.end());
+	for (size_t i = 1; i < seen.size(); i++)
+		if (seen[i] == seen[i - 1])
+			bad("slab %p is on two lists", static_cast<const void *>(seen[i]));
 	kmalloc_zone_stats st = kmalloc_obj_stats(zone);
 	if (nfull != zone->nfull)
 		bad("zone %s: full list has %zu slabs, counter says %zu", zone->name, nfull, zone->nfull.load());

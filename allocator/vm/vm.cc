@@ -14,6 +14,29 @@ namespace slabfuzz {
 namespace {
 
 Vm* g_vm = nullptr;
+
+// The kernel's static boot arrays: one static region, handed to the Vm alive (one at a
+// time, like g_vm) and kept across runs, so that a fuzzer's millions of boots do not
+// each map and unmap fresh memory. A request it cannot serve gets heap memory.
+constexpr size_t kBootRegion = 8 * 128 * 1024;
+alignas(128 * 1024) char g_boot_region[kBootRegion];
+bool g_boot_region_busy = false;
+
+struct BootAlloc {
+  size_t used = 0;
+  bool region = false;
+  void* take(size_t align, size_t bytes) {
+    if (!g_boot_region_busy || region) {
+      size_t at = (used + align - 1) / align * align;
+      if (at + bytes <= kBootRegion && align <= 128 * 1024) {
+        g_boot_region_busy = region = true;
+        used = at + bytes;
+        return g_boot_region + at;
+      }
+    }
+    return nullptr;
+  }
+};
 constexpr int kPageoutRetries = 256;  // passes in a row that may fail before a sleep
 
 bool hook_map(kmalloc_zone* zone, void*, int flags, void** cookie) {
@@ -66,11 +89,16 @@ Vm::Vm(Backend& backend, const VmOptions& opts) : b_(backend), o_(opts) {
     auto round = [g](size_t bytes) { return (bytes + g - 1) / g * g; };
     size_t pv_bytes = zalloc ? round(2 * o_.bootstrap_pv * 64) : g * o_.boot_slabs;
     size_t map_bytes = zalloc ? round(2 * o_.bootstrap_map * 128) : g * o_.boot_slabs;
+    BootAlloc pool;
     for (auto [z, bytes] : {std::pair{map_, map_bytes}, std::pair{pv_, pv_bytes}}) {
-      void* mem = aligned_alloc(g, bytes);  // the kernel's static arrays
-      boot_mem_.push_back(mem);
+      void* mem = pool.take(g, bytes);  // the kernel's static arrays
+      if (mem == nullptr) {
+        mem = aligned_alloc(g, bytes);
+        boot_mem_.push_back(mem);
+      }
       b_.boot_memory(z, mem, bytes);
     }
+    boot_region_ = pool.region;
   }
   g_vm = this;
   if (b_.name() == "kmalloc_obj") kmalloc_obj_set_vm_hooks(&kHooks);
@@ -85,6 +113,7 @@ Vm::~Vm() {
   // The boot memory (never given to the page source) is released with the Vm; after a
   // failed run the zones that used it are abandoned and reset, never touched again.
   for (void* m : boot_mem_) ::free(m);
+  if (boot_region_) g_boot_region_busy = false;
 }
 
 void Vm::set_reserves() {

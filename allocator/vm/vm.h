@@ -106,7 +106,8 @@ class Vm {
   void* pv_ = nullptr;
   void* map_ = nullptr;
   void* swap_ = nullptr;
-  std::vector<void*> boot_mem_;
+  std::vector<void*> boot_mem_;  // heap boot memory (beyond the static region)
+  bool boot_region_ = false;     // holds the static boot region
   kenv::spinlock spin_;
   std::vector<UserPage> pages_;
   std::vector<void*> map_entries_;
