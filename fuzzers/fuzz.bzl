@@ -43,6 +43,10 @@ def slabfuzz_fuzzer(name, defines = [], dict = None):
         args = ["corpora/" + name],
         data = ["//corpora:" + name],
         tags = ["fuzz-test"],
+        # Linked like the fuzz binaries (static: kenv's thread-local curthread costs a
+        # __tls_get_addr call per access from a shared library), so that its --bench
+        # measures what a fuzzer runs.
+        linkstatic = True,
         deps = [
             ":harness",
             ":mutator",

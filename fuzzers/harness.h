@@ -30,7 +30,8 @@ struct TargetConfig {
 struct HarnessOptions {
   TargetConfig target;
   bool trace = false;      // record the interleaving (for reports)
-  int check_every = 32;    // object-by-object check every N quiescent operations
+  int check_every = 64;    // object-by-object check every N quiescent operations (and at
+                           // teardown); the counters-and-lists check runs after every one
 };
 
 struct RunResult {

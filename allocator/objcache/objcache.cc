@@ -461,7 +461,7 @@ int objcache_reclaim_all(void)
 	return total;
 }
 
-objcache_stats objcache_stats_get(struct objcache *oc)
+KENV_CHECKER objcache_stats objcache_stats_get(struct objcache *oc)
 {
 	objcache_stats s{};
 	s.name = oc->name;
@@ -484,7 +484,7 @@ objcache_stats objcache_stats_get(struct objcache *oc)
 	return s;
 }
 
-std::vector<std::string> objcache_check(struct objcache *oc, bool deep)
+KENV_CHECKER std::vector<std::string> objcache_check(struct objcache *oc, bool deep)
 {
 	std::vector<std::string> out;
 	char buf[256];

@@ -487,7 +487,7 @@ void zdestroy(vm_zone_t z)
 		z->zflags = 0;
 }
 
-zalloc_stats zalloc_stats_get(vm_zone_t z)
+KENV_CHECKER zalloc_stats zalloc_stats_get(vm_zone_t z)
 {
 	zalloc_stats s{};
 	s.name = z->zname;
@@ -515,7 +515,7 @@ namespace {
 
 /* Walks a free list: every item must be a free item of z, and the list as long as
  * its count. */
-void check_list(vm_zone *z, void *head, long count, const char *what, bool deep,
+KENV_CHECKER void check_list(vm_zone *z, void *head, long count, const char *what, bool deep,
 		std::vector<std::string> *out)
 {
 	char buf[256];
@@ -550,7 +550,7 @@ void check_list(vm_zone *z, void *head, long count, const char *what, bool deep,
 
 }  // namespace
 
-std::vector<std::string> zcheck(vm_zone_t z, bool deep)
+KENV_CHECKER std::vector<std::string> zcheck(vm_zone_t z, bool deep)
 {
 	std::vector<std::string> out;
 	char buf[256];
