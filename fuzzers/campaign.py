@@ -49,6 +49,8 @@ def bazel(*args, capture=False):
 def build(target, engine, defines):
     config = "--config=" + engine
     flags = [config] + ["--define=" + d for d in defines]
+    if defines:  # a variant (the zoo): its own output folder, never the default's
+        flags.append("--platform_suffix=%s-variant" % engine)
     targets = [f"//fuzzers:{target}_bin", "//fuzzers:compile"]
     if engine == "afl":
         # afl-fuzz loads the mutator into itself: no sanitizers there.

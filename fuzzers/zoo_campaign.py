@@ -38,7 +38,10 @@ def zoo_bugs():
 
 
 def bazel_out(config, bug, targets):
-    flags = (["--config=" + config] if config else []) + ["--define=slabfuzz_bug=" + bug]
+    # Zoo builds get output folders of their own: a bug build must never sit where
+    # the correct fuzz binary of the same configuration is expected.
+    flags = (["--config=" + config] if config else []) + [
+        "--define=slabfuzz_bug=" + bug, "--platform_suffix=%s-zoo" % (config or "default")]
     r = subprocess.run(["bazel", "build", "--noshow_progress", *flags, *targets], cwd=ROOT,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
