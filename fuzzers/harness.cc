@@ -123,8 +123,11 @@ void* Exec::alloc(int cpu, int zone, int flags) {
   // VM's own allocations) allocated or freed in the zone while this call ran.
   bool alone = after.allocs + after.frees == before.allocs + before.frees + (obj ? 1 : 0);
   if (alone && reserve_checks) {
+    // Spares there all along, before and after: a spare the poller brought to the
+    // zone while the call ran (from another CPU's lists) may rightly have been missed.
     if (obj == nullptr && (flags & M_USE_RESERVE) &&
-        (after.reserve_level > 0 || after.reserve_objects > 0) &&
+        (std::min(before.reserve_level, after.reserve_level) > 0 ||
+         std::min(before.reserve_objects, after.reserve_objects) > 0) &&
         after.refills_tried == before.refills_tried)
       kenv::check_failed("reserve-guarantee",
                          "zone %s: a system allocation failed with %llu spare slabs and %llu "
