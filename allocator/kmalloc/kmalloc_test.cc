@@ -10,6 +10,7 @@
 #include "allocator/kenv/kenv.h"
 #include "allocator/kenv/page_source.h"
 #include "allocator/kenv/runtime.h"
+#include "allocator/kenv/testing.h"
 #include "allocator/kmalloc_obj/kmalloc_obj.h"
 #include "gtest/gtest.h"
 
@@ -188,15 +189,7 @@ TEST_F(KmallocTest, CrossCpuFreesKeepAccountingExact) {
     });
     for (int cpu = 1; cpu < 3; cpu++)
       rt.spawn(cpu, "consumer", [&] {
-        while (!done || !handoff.empty()) {
-          if (handoff.empty()) {
-            kenv::cpu_spinwait();
-            continue;
-          }
-          void* p = handoff.back();
-          handoff.pop_back();
-          kfree(p, &M_X);
-        }
+        kenv::consume_handoff(handoff, done, [&](void* p) { kfree(p, &M_X); });
       });
     Outcome o = rt.run();
     ASSERT_TRUE(o.ok()) << o.title << o.report;

@@ -11,6 +11,7 @@
 #include "allocator/kenv/kenv.h"
 #include "allocator/kenv/page_source.h"
 #include "allocator/kenv/runtime.h"
+#include "allocator/kenv/testing.h"
 #include "gtest/gtest.h"
 
 namespace {
@@ -297,15 +298,7 @@ TEST_F(KmallocObjTest, CrossCpuFreesKeepIndicesConsistent) {
     });
     for (int cpu = 1; cpu < 3; cpu++)
       rt.spawn(cpu, "consumer", [&] {
-        while (!done || !handoff.empty()) {
-          if (handoff.empty()) {
-            kenv::cpu_spinwait();  // a busy-wait must let others run (PCT)
-            continue;
-          }
-          void* p = handoff.back();
-          handoff.pop_back();
-          kfree_obj(p, z);
-        }
+        kenv::consume_handoff(handoff, done, [&](void* p) { kfree_obj(p, z); });
       });
     Outcome o = rt.run();
     ASSERT_TRUE(o.ok()) << o.title << o.report;

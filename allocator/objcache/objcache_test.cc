@@ -11,6 +11,7 @@
 #include "allocator/kenv/kenv.h"
 #include "allocator/kenv/page_source.h"
 #include "allocator/kenv/runtime.h"
+#include "allocator/kenv/testing.h"
 #include "allocator/kmalloc/kmalloc.h"
 #include "allocator/kmalloc_obj/kmalloc_obj.h"
 #include "gtest/gtest.h"
@@ -216,15 +217,7 @@ TEST_F(ObjcacheTest, CrossCpuPutsKeepTheCacheConsistent) {
     });
     for (int cpu = 1; cpu < 3; cpu++)
       rt.spawn(cpu, "putter", [&] {
-        while (!done || !handoff.empty()) {
-          if (handoff.empty()) {
-            kenv::cpu_spinwait();
-            continue;
-          }
-          void* p = handoff.back();
-          handoff.pop_back();
-          objcache_put(oc, p);
-        }
+        kenv::consume_handoff(handoff, done, [&](void* p) { objcache_put(oc, p); });
       });
     Outcome o = rt.run();
     ASSERT_TRUE(o.ok()) << o.title << o.report;

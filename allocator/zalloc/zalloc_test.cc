@@ -13,6 +13,7 @@
 #include "allocator/kenv/kenv.h"
 #include "allocator/kenv/page_source.h"
 #include "allocator/kenv/runtime.h"
+#include "allocator/kenv/testing.h"
 #include "gtest/gtest.h"
 
 namespace {
@@ -268,15 +269,7 @@ TEST_F(ZallocTest, CrossCpuFreesAndInterruptsKeepTheZoneConsistent) {
     });
     for (int cpu = 1; cpu < 3; cpu++)
       rt.spawn(cpu, "consumer", [&] {
-        while (!done || !handoff.empty()) {
-          if (handoff.empty()) {
-            kenv::cpu_spinwait();
-            continue;
-          }
-          void* p = handoff.back();
-          handoff.pop_back();
-          zfree(z, p);
-        }
+        kenv::consume_handoff(handoff, done, [&](void* p) { zfree(z, p); });
       });
     Outcome o = rt.run();
     ASSERT_TRUE(o.ok()) << o.title << o.report;
