@@ -40,7 +40,6 @@
 #include <cstring>
 #include <map>
 #include <new>
-#include <set>
 
 #include "allocator/kenv/kenv.h"
 
