@@ -16,6 +16,9 @@
 // frees; producer/consumer (two threads, each frees what the other allocated); at 1
 // and 2 threads where it applies. Ratios are peer time / kmalloc_obj time (above 1:
 // kmalloc_obj is faster).
+// The row "floor" is not an allocator: a per-CPU array of preallocated blocks behind
+// crit_enter()/crit_exit(), with no checks, statistics or slabs, that is the least any
+// per-CPU cache with a critical section costs on this machine (pair and batch only).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -103,6 +106,27 @@ struct ObjcacheA {
   static void* alloc() { return objcache_get(g_oc, M_WAITOK); }
   static void release(void* p) { objcache_put(g_oc, p); }
 };
+// The floor: a counted per-CPU stack of blocks, the core of every per-CPU cache.
+struct alignas(64) FloorCpu {
+  int n;
+  void* slot[kBatch];
+};
+FloorCpu g_floor[2];
+struct FloorA {
+  static void* alloc() {
+    kenv::crit_enter();
+    FloorCpu* fc = &g_floor[kenv::mycpuid()];
+    void* p = fc->slot[--fc->n];
+    kenv::crit_exit();
+    return p;
+  }
+  static void release(void* p) {
+    kenv::crit_enter();
+    FloorCpu* fc = &g_floor[kenv::mycpuid()];
+    fc->slot[fc->n++] = p;
+    kenv::crit_exit();
+  }
+};
 struct KmallocA {
   static void* alloc() { return kmalloc(kSize, &g_mtype, M_WAITOK); }
   static void release(void* p) { kfree(p, &g_mtype); }
@@ -187,6 +211,8 @@ SLABFUZZ_BENCH(GlibcA, "glibc");
 SLABFUZZ_BENCH(JemallocA, "jemalloc");
 SLABFUZZ_BENCH(TcmallocA, "tcmalloc");
 SLABFUZZ_BENCH(MimallocA, "mimalloc");
+BENCHMARK_TEMPLATE(BM_Pair, FloorA)->Name("pair/floor")->Threads(1)->Threads(2);
+BENCHMARK_TEMPLATE(BM_Batch, FloorA)->Name("batch10000/floor")->Threads(1)->Threads(2);
 
 // Collects every result, then prints ns per item and the ratio to kmalloc_obj.
 class TableReporter : public benchmark::ConsoleReporter {
@@ -218,7 +244,7 @@ class TableReporter : public benchmark::ConsoleReporter {
       auto& row = results_[key];
       double kmo = row.count("kmalloc_obj") ? row["kmalloc_obj"] : 0;
       for (const char* alloc : {"kmalloc_obj", "zalloc", "objcache", "kmalloc", "glibc",
-                                "jemalloc", "tcmalloc", "mimalloc"}) {
+                                "jemalloc", "tcmalloc", "mimalloc", "floor"}) {
         if (!row.count(alloc)) continue;
         double items_s = row[alloc];
         printf("%-28s %-12s %14.2f %14.1f %10.2f\n", key.c_str(), alloc, 1e9 / items_s,
@@ -253,6 +279,10 @@ int main(int argc, char** argv) {
   kmalloc_init();
   kmalloc_type_init(&g_mtype, "BENCH", 0);
   kmalloc_type_init(&g_octype, "BENCHOC", 0);
+  for (FloorCpu& fc : g_floor) {
+    for (void*& p : fc.slot) p = __libc_malloc(kSize);
+    fc.n = kBatch;
+  }
   g_oc = objcache_create_mbacked(&g_octype, kSize, 0, 0, nullptr, nullptr, nullptr);
   kenv::curthread_tls = nullptr;
 #ifndef SLABFUZZ_PERF

@@ -104,13 +104,18 @@ struct alignas(64) kmalloc_pcpu {
 	kenv::spinlock spin;
 	struct kmalloc_slab *partial;
 	struct kmalloc_slab *empty;
-	kmo_counter allocs;
+	/* Statistics. An allocation from the magazine counts nothing: those are
+	 * frees - mag_out - mag_n (every object in or out of the magazine went in by a
+	 * free and leaves by an allocation or a flush), which keeps the fast path's
+	 * allocation to one store-to-load chain fewer. */
+	kmo_counter slab_allocs;	/* allocations not served by the magazine */
 	kmo_counter frees;
 	kmo_counter remote_frees;
+	kmo_counter mag_out;		/* objects flushed from the magazine */
 	/* The magazine: objects this CPU freed, handed out again first (LIFO), without
 	 * touching their slab's ring. Only this CPU, inside a critical section (and
 	 * kmalloc_destroy_obj, on a quiescent zone). */
-	int mag_n;
+	kenv::wcounter<int> mag_n;
 	void *mag[KMO_MAG];
 };
 
@@ -359,15 +364,17 @@ inline kmalloc_slab *kmo_slab_of(const void *obj)
 }
 
 /* Returns the n oldest objects of pc's magazine to their slabs' rings. */
-void kmo_mag_flush(kmalloc_pcpu *pc, int n)
+__attribute__((noinline)) void kmo_mag_flush(kmalloc_pcpu *pc, int n)
 {
-	if (n > pc->mag_n)
-		n = pc->mag_n;
+	int have = pc->mag_n;
+	if (n > have)
+		n = have;
 	for (int i = 0; i < n; i++)
 		kmo_put(kmo_slab_of(pc->mag[i]), pc->mag[i]);
-	for (int i = n; i < pc->mag_n; i++)
+	for (int i = n; i < have; i++)
 		pc->mag[i - n] = pc->mag[i];
-	pc->mag_n -= n;
+	pc->mag_n = have - n;
+	pc->mag_out += n;
 }
 
 void kmo_list_push(kmalloc_slab **head, kmalloc_slab *slab, int where)
@@ -556,7 +563,7 @@ void *kmo_alloc_slow(kmalloc_zone *zone, int flags, bool *reused)
 		kmalloc_slab *slab = pc->active;
 		if (slab != nullptr && kmo_nfree(slab) > 0) {
 			obj = kmo_take(slab, reused);
-			pc->allocs.inc();
+			pc->slab_allocs.inc();
 			break;
 		}
 		kmalloc_slab *alt = pc->alternate;
@@ -589,7 +596,7 @@ void *kmo_alloc_slow(kmalloc_zone *zone, int flags, bool *reused)
 			obj = kmo_alloc_reserve(zone, reused, &dipped);
 			want_refill |= dipped;
 			if (obj != nullptr) {
-				pc->allocs.inc();
+				pc->slab_allocs.inc();
 				break;
 			}
 		}
@@ -674,33 +681,20 @@ struct kmalloc_zone *kmalloc_create_obj(const char *name, size_t objsize, size_t
 	return zone;
 }
 
-void *kmalloc_obj(size_t size, struct kmalloc_zone *zone, int flags)
+/* Everything but an allocation from the magazine; entered inside the critical section
+ * kmalloc_obj() opened. Out of line, so that the fast path keeps to a few registers. */
+static __attribute__((noinline)) void *kmo_alloc_nomag(kmalloc_zone *zone, int flags)
 {
 	kenv::thread *td = curthread();
-#ifndef SLABFUZZ_PERF
-	if (size > zone->objsize)
-		panic("kmalloc_obj: %s: size %zu exceeds object size %zu", zone->name, size,
-		      zone->objsize);
-#endif
 	if (flags & M_RNOWAIT)
 		td->td_nosleep++;
-	crit_enter();
 	kmalloc_pcpu *pc = &zone->pcpu[mycpuid()];
 	kmalloc_slab *slab = pc->active;
-	preempt_point();
 	void *obj;
 	bool reused = false;
-	if (pc->mag_n > 0) {
-		obj = pc->mag[--pc->mag_n];
-		kmalloc_slab *ms = kmo_slab_of(obj);
-		ms->state[kmo_index(ms, reinterpret_cast<uintptr_t>(obj) - ms->base)].store(
-		    1, std::memory_order_relaxed);
-		reused = true;
-		pc->allocs.inc();
-		crit_exit();
-	} else if (slab != nullptr && kmo_nfree(slab) > 0) {
+	if (slab != nullptr && kmo_nfree(slab) > 0) {
 		obj = kmo_take(slab, &reused);
-		pc->allocs.inc();
+		pc->slab_allocs.inc();
 		crit_exit();
 	} else {
 		obj = kmo_alloc_slow(zone, flags, &reused);
@@ -714,6 +708,33 @@ void *kmalloc_obj(size_t size, struct kmalloc_zone *zone, int flags)
 		return nullptr;
 	}
 	kmo_prepare(zone, obj, flags, reused);
+	return obj;
+}
+
+void *kmalloc_obj(size_t size, struct kmalloc_zone *zone, int flags)
+{
+	kenv::thread *td = curthread();
+#ifndef SLABFUZZ_PERF
+	if (size > zone->objsize)
+		panic("kmalloc_obj: %s: size %zu exceeds object size %zu", zone->name, size,
+		      zone->objsize);
+#else
+	(void)size;
+#endif
+	crit_enter();
+	kmalloc_pcpu *pc = &zone->pcpu[td->td_gd->gd_cpuid];
+	preempt_point();
+	int n = pc->mag_n;
+	if (__builtin_expect(n == 0, 0))
+		return kmo_alloc_nomag(zone, flags);	/* leaves the critical section */
+	/* The fast path: the object this CPU freed last. Nothing here can block. */
+	void *obj = pc->mag[n - 1];
+	pc->mag_n = n - 1;
+	kmalloc_slab *ms = kmo_slab_of(obj);
+	ms->state[kmo_index(ms, reinterpret_cast<uintptr_t>(obj) - ms->base)].store(
+	    1, std::memory_order_relaxed);
+	crit_exit();
+	kmo_prepare(zone, obj, flags, true);
 	return obj;
 }
 
@@ -745,14 +766,20 @@ void kfree_obj(void *ptr, struct kmalloc_zone *zone)
 #endif
 	slab->state[i].store(0, std::memory_order_relaxed);
 	kmo_fill_free(ptr, slab->objsize);
+	kenv::thread *td = curthread();
 	crit_enter();
 	preempt_point();
-	kmalloc_pcpu *pc = &zone->pcpu[mycpuid()];
-	if (pc->mag_n == KMO_MAG)
+	int cpu = td->td_gd->gd_cpuid;
+	kmalloc_pcpu *pc = &zone->pcpu[cpu];
+	int n = pc->mag_n;
+	if (__builtin_expect(n == KMO_MAG, 0)) {
 		kmo_mag_flush(pc, KMO_MAG / 2);
-	pc->mag[pc->mag_n++] = ptr;
+		n = pc->mag_n;
+	}
+	pc->mag[n] = ptr;
+	pc->mag_n = n + 1;
 	pc->frees.inc();
-	if (slab->cpu.load(std::memory_order_relaxed) != mycpuid())
+	if (slab->cpu.load(std::memory_order_relaxed) != cpu)
 		pc->remote_frees.inc();
 	crit_exit();
 }
@@ -998,10 +1025,15 @@ KENV_CHECKER struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zo
 	st.objs_per_slab = zone->ncount;
 	for (int cpu = 0; cpu < kenv::ncpus(); cpu++) {
 		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
-		st.percpu_allocs[cpu] = pc->allocs.get();
-		st.percpu_frees[cpu] = pc->frees.get();
-		st.allocs += pc->allocs.get();
-		st.frees += pc->frees.get();
+		/* Read racily, the parts may disagree for a moment: never below zero. */
+		uint64_t frees = pc->frees.get();
+		uint64_t from_mag = frees - pc->mag_out.get() - uint64_t(pc->mag_n.get());
+		if (int64_t(from_mag) < 0)
+			from_mag = 0;
+		st.percpu_allocs[cpu] = pc->slab_allocs.get() + from_mag;
+		st.percpu_frees[cpu] = frees;
+		st.allocs += st.percpu_allocs[cpu];
+		st.frees += frees;
 		st.remote_frees += pc->remote_frees.get();
 	}
 	st.inuse = st.allocs - st.frees;
@@ -1044,7 +1076,7 @@ KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zon
 	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
 		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
 		if (pc->mag_n < 0 || pc->mag_n > KMO_MAG) {
-			bad("cpu%d: magazine count %d", cpu, pc->mag_n);
+			bad("cpu%d: magazine count %d", cpu, pc->mag_n.get());
 			continue;
 		}
 		for (int k = 0; k < pc->mag_n; k++) {
