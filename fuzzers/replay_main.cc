@@ -3,8 +3,10 @@
 //
 //   replay [--print] [--expect-crash=TITLE] FILE_OR_DIR...
 //   replay --random=N [--seed=S]      N random byte strings (up to 64 operations)
-//   replay --bench=N [--seed=S]       throughput: N structured random programs of up to
-//                                     64 operations (as the mutator makes them), timed
+//   replay --bench=N [--seed=S] [--bench-ops=K]
+//                                     throughput: N structured random programs of up to
+//                                     K (64) operations (as the mutator makes them), timed;
+//                                     --bench-ops=0 times a run's fixed cost (boot, teardown)
 //
 // A file is a program in binary form, or in text form if it ends in ".txt". Exit 0
 // when every program ran clean (or, with --expect-crash, each ended with that title);
@@ -79,6 +81,7 @@ int main(int argc, char** argv) {
   std::string expect;
   long random_n = 0;
   long bench_n = 0;
+  long bench_ops = 64;
   unsigned long long random_seed = 1;
   std::vector<std::string> files;
   for (int i = 1; i < argc; i++) {
@@ -87,6 +90,7 @@ int main(int argc, char** argv) {
     else if (a.rfind("--expect-crash=", 0) == 0) expect = a.substr(15);
     else if (a.rfind("--random=", 0) == 0) random_n = atol(a.c_str() + 9);
     else if (a.rfind("--bench=", 0) == 0) bench_n = atol(a.c_str() + 8);
+    else if (a.rfind("--bench-ops=", 0) == 0) bench_ops = atol(a.c_str() + 12);
     else if (a.rfind("--seed=", 0) == 0) random_seed = strtoull(a.c_str() + 7, nullptr, 0);
     else if (a == "-h" || a == "--help") {
       printf("usage: %s [--print] [--expect-crash=TITLE] FILE_OR_DIR...\n", argv[0]);
@@ -103,14 +107,18 @@ int main(int argc, char** argv) {
     o.target = target_config();
     Rng rng(random_seed);
     std::vector<std::vector<uint8_t>> inputs;
-    for (long i = 0; i < bench_n; i++) inputs.push_back(encode(random_program(rng, 64)));
+    for (long i = 0; i < bench_n; i++) {
+      Program p = random_program(rng, static_cast<size_t>(std::max(1L, bench_ops)));
+      if (bench_ops <= 0) p.ops.clear();
+      inputs.push_back(encode(p));
+    }
     long failed = 0;
     auto t0 = std::chrono::steady_clock::now();
     for (const auto& bytes : inputs) failed += !run_program(decode(bytes), o).ok;
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    printf("bench: %ld programs (up to 64 operations) on %s in %.2f s: %.0f exec/s "
+    printf("bench: %ld programs (up to %ld operations) on %s in %.2f s: %.0f exec/s "
            "(%ld ended in a finding)\n",
-           bench_n, target_name(), s, static_cast<double>(bench_n) / s, failed);
+           bench_n, bench_ops, target_name(), s, static_cast<double>(bench_n) / s, failed);
     return 0;
   }
   if (random_n > 0) {
