@@ -1,6 +1,7 @@
 // oracle.cc - the shadow model and its checks (see oracle.h).
 #include "fuzzers/oracle.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "allocator/kenv/kenv.h"
@@ -27,7 +28,13 @@ KENV_NO_COVERAGE void fill(void* obj, size_t size, uint64_t serial) {
 
 }  // namespace
 
+Oracle::AddrIndex::iterator Oracle::addr_lower_bound(uintptr_t addr) {
+  return std::lower_bound(by_addr_.begin(), by_addr_.end(), addr,
+                          [](const std::pair<uintptr_t, size_t>& e, uintptr_t a) { return e.first < a; });
+}
+
 void Oracle::set_zone(int zone, void* handle, size_t size, const std::string& name) {
+  if (zones_.size() <= static_cast<size_t>(zone)) zones_.resize(static_cast<size_t>(zone) + 1);
   Zone& z = zones_[zone];
   z.handle = handle;
   z.size = size;
@@ -36,13 +43,13 @@ void Oracle::set_zone(int zone, void* handle, size_t size, const std::string& na
 }
 
 size_t Oracle::live_in_zone(int zone) const {
-  auto it = zones_.find(zone);
-  return it == zones_.end() ? 0 : it->second.live;
+  return static_cast<size_t>(zone) < zones_.size() ? zones_[zone].live : 0;
 }
 
 long Oracle::index_of(const void* addr) const {
-  auto it = by_addr_.find(reinterpret_cast<uintptr_t>(addr));
-  return it == by_addr_.end() ? -1 : static_cast<long>(it->second);
+  auto a = reinterpret_cast<uintptr_t>(addr);
+  auto it = const_cast<Oracle*>(this)->addr_lower_bound(a);
+  return it == by_addr_.end() || it->first != a ? -1 : static_cast<long>(it->second);
 }
 
 void Oracle::on_alloc(int zone, void* obj, int flags, int cpu) {
@@ -58,7 +65,7 @@ void Oracle::on_alloc(int zone, void* obj, int flags, int cpu) {
     kenv::check_failed("wrong-zone", "zone %s handed out %p, which belongs to another zone", zn,
                        obj);
   // Overlap with the neighbours in address order.
-  auto next = by_addr_.lower_bound(addr);
+  auto next = addr_lower_bound(addr);
   if (next != by_addr_.end()) {
     const LiveObject& n = live_[next->second];
     if (n.addr == addr)
@@ -82,7 +89,7 @@ void Oracle::on_alloc(int zone, void* obj, int flags, int cpu) {
   }
   LiveObject o{addr, zone, z.size, cpu, ++serial_};
   fill(obj, z.size, o.serial);
-  by_addr_[addr] = live_.size();
+  by_addr_.insert(next, {addr, live_.size()});
   live_.push_back(o);
   z.live++;
 }
@@ -106,10 +113,10 @@ KENV_NO_COVERAGE void Oracle::check_content(const LiveObject& o) {
 LiveObject Oracle::take(size_t i) {
   LiveObject o = live_[i];
   check_content(o);
-  by_addr_.erase(o.addr);
+  by_addr_.erase(addr_lower_bound(o.addr));
   if (i != live_.size() - 1) {
     live_[i] = live_.back();
-    by_addr_[live_[i].addr] = i;
+    addr_lower_bound(live_[i].addr)->second = i;
   }
   live_.pop_back();
   zones_.at(o.zone).live--;

@@ -12,7 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -59,10 +59,15 @@ class Oracle {
   };
   void check_content(const LiveObject& o);
 
+  // Live objects by address: a sorted flat array (the oracle looks a neighbour up on
+  // every allocation; a tree would cost a host allocation per object).
+  using AddrIndex = std::vector<std::pair<uintptr_t, size_t>>;  // (addr, index in live_)
+  AddrIndex::iterator addr_lower_bound(uintptr_t addr);
+
   Backend& b_;
-  std::map<int, Zone> zones_;
+  std::vector<Zone> zones_;  // by zone slot
   std::vector<LiveObject> live_;
-  std::map<uintptr_t, size_t> by_addr_;  // addr -> index in live_
+  AddrIndex by_addr_;
   uint64_t serial_ = 0;
 };
 

@@ -61,6 +61,9 @@ class Backend {
   virtual void drain_cpu(void* /*zone*/) {}
   virtual int poll() { return 0; }  // retire surplus memory; returns units retired
   virtual ZoneStats stats(void* zone) = 0;
+  // Changes whenever the zone's state may have: a checker skips a zone whose activity
+  // is what it was at the last check. By default a digest of the statistics.
+  virtual uint64_t activity(void* zone);
   // deep: object by object (slower); otherwise indices, lists and counters.
   virtual std::vector<std::string> check(void* zone, bool deep = true) = 0;
   // The zone that owns obj, or nullptr if the backend cannot tell.

@@ -48,6 +48,7 @@ class KmallocObjBackend final : public Backend {
     s.objsize = k.objsize;
     return s;
   }
+  uint64_t activity(void* zone) override { return kmalloc_obj_activity(Z(zone)); }
   std::vector<std::string> check(void* zone, bool deep) override {
     return kmalloc_obj_check(Z(zone), deep);
   }

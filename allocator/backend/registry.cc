@@ -5,6 +5,13 @@
 
 namespace slabfuzz {
 
+uint64_t Backend::activity(void* zone) {
+  ZoneStats st = stats(zone);
+  uint64_t h = (st.allocs * 0x9e3779b97f4a7c15ULL) ^ (st.frees * 31) ^ (st.slabs << 48) ^
+               (st.reserve_level << 40) ^ st.reserve_dips;
+  return h | 1;
+}
+
 const char* Backend::misuse_phrase(Misuse m) const {
   switch (m) {
     case Misuse::kDoubleFree: return "double free";

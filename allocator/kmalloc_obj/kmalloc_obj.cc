@@ -40,6 +40,8 @@
 #include <cstring>
 #include <map>
 #include <new>
+#include <type_traits>
+#include <cstddef>
 
 #include "allocator/kenv/kenv.h"
 
@@ -151,6 +153,40 @@ const kmalloc_vm_hooks *kmo_hooks = nullptr;
 
 kenv::spinlock kmo_zones_spin;
 struct kmalloc_zone *kmo_zones = nullptr;
+
+/* Zone descriptors are recycled, as a kernel's would come from a table of its own: a
+ * destroyed zone's descriptor serves the next kmalloc_create_obj(), so that creating
+ * and destroying zones (fuzzers do, thousands of times a second) costs no host
+ * allocation. A recycled descriptor is poisoned for ASan but for its link, so that a
+ * use after kmalloc_destroy_obj() is caught. Both under kmo_zones_spin (or before any
+ * kernel thread exists). */
+static_assert(std::is_trivially_destructible_v<kmalloc_zone>);
+struct kmalloc_zone *kmo_zones_free = nullptr;
+
+void kmo_zone_recycle(kmalloc_zone *zone)
+{
+	zone->next_zone = kmo_zones_free;
+	kmo_zones_free = zone;
+	KMO_POISON(zone, offsetof(kmalloc_zone, next_zone));
+	KMO_POISON(&zone->next_zone + 1,
+		   sizeof(kmalloc_zone) - offsetof(kmalloc_zone, next_zone) - sizeof(zone->next_zone));
+}
+
+kmalloc_zone *kmo_zone_new()
+{
+	bool kthread = kenv::curthread() != nullptr;
+	if (kthread)
+		spin_lock(&kmo_zones_spin);
+	kmalloc_zone *zone = kmo_zones_free;
+	if (zone != nullptr)
+		kmo_zones_free = zone->next_zone;
+	if (kthread)
+		spin_unlock(&kmo_zones_spin);
+	if (zone == nullptr)
+		return new kmalloc_zone();
+	KMO_UNPOISON(zone, sizeof(*zone));
+	return new (zone) kmalloc_zone();
+}
 
 /* Open addressing over slab addresses, lock-free lookup: a free of a pointer that no
  * slab owns is detected without touching the foreign memory. */
@@ -661,7 +697,7 @@ struct kmalloc_zone *kmalloc_create_obj(const char *name, size_t objsize, size_t
 {
 	if (objsize == 0 || objsize > KMALLOC_SLAB_SIZE / 4)
 		panic("kmalloc_create_obj: %s: object size %zu out of range", name, objsize);
-	auto *zone = new kmalloc_zone();
+	kmalloc_zone *zone = kmo_zone_new();
 	snprintf(zone->name, sizeof(zone->name), "%s", name);
 	zone->objsize = (objsize + KMALLOC_OBJ_ALIGN - 1) & ~size_t{KMALLOC_OBJ_ALIGN - 1};
 	zone->ncount = kmo_capacity(zone->objsize);
@@ -1012,9 +1048,24 @@ void kmalloc_destroy_obj(struct kmalloc_zone *zone)
 			break;
 		}
 	}
+	kmo_zone_recycle(zone);
 	if (kthread)
 		spin_unlock(&kmo_zones_spin);
-	delete zone;
+}
+
+KENV_CHECKER uint64_t kmalloc_obj_activity(const struct kmalloc_zone *zone)
+{
+	uint64_t h = 0;
+	for (int cpu = 0; cpu < kenv::ncpus(); cpu++) {
+		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
+		h = h * 0x100000001b3ULL + pc->slab_allocs.get();
+		h = h * 0x100000001b3ULL + pc->frees.get();
+		h = h * 0x100000001b3ULL + static_cast<uint64_t>(pc->mag_n.get());
+	}
+	h = h * 0x100000001b3ULL + zone->slabs.load(std::memory_order_relaxed);
+	h = h * 0x100000001b3ULL + zone->nfull.load(std::memory_order_relaxed);
+	h = h * 0x100000001b3ULL + zone->dips.load(std::memory_order_relaxed);
+	return h | 1;	/* never 0: 0 means "never checked" to callers */
 }
 
 KENV_CHECKER struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone)
@@ -1058,6 +1109,25 @@ KENV_CHECKER struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zo
 	return st;
 }
 
+/* Nonzero state bytes in [from, to): eight at a time, since most are zero. */
+static KENV_CHECKER size_t kmo_count_marked(const uint8_t *st, size_t from, size_t to)
+{
+	size_t n = 0, k = from;
+	for (; k < to && (k & 7); k++)
+		n += st[k] != 0;
+	for (; k + 8 <= to; k += 8) {
+		uint64_t w;
+		memcpy(&w, st + k, 8);
+		if (w == 0)
+			continue;
+		for (int b = 0; b < 8; b++)
+			n += st[k + b] != 0;
+	}
+	for (; k < to; k++)
+		n += st[k] != 0;
+	return n;
+}
+
 KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zone *zone,
 							    bool deep)
 {
@@ -1068,11 +1138,14 @@ KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zon
 		problems.emplace_back(buf);
 	};
 	size_t allocated = 0, slabs = 0, boot = 0, nfull = 0;
-	std::vector<const kmalloc_slab *> seen;	/* sorted afterwards: on two lists? */
+	/* Scratch kept per thread: a fuzzer checks after nearly every operation. */
+	static thread_local std::vector<const kmalloc_slab *> seen;	/* sorted: on two lists? */
+	seen.clear();
 	/* One buffer for the free-ring walk of every slab (no allocation per slab). */
 	static thread_local std::vector<char> on_ring;
 	/* Objects in magazines are free but not on their slab's ring. */
-	std::vector<const kmalloc_slab *> in_mag;	/* one entry per object, sorted */
+	static thread_local std::vector<const kmalloc_slab *> in_mag;	/* per object, sorted */
+	in_mag.clear();
 	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
 		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
 		if (pc->mag_n < 0 || pc->mag_n > KMO_MAG) {
@@ -1119,27 +1192,32 @@ KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zon
 			return;
 		/* Deep: the state map and the free ring, object by object. */
 		const auto *st = reinterpret_cast<const uint8_t *>(s->state);
-		size_t marked = 0;
-		for (size_t i = 0; i < s->ncount; i++)
-			marked += st[i] != 0;
+		size_t marked = kmo_count_marked(st, 0, s->ncount);
 		if (marked != used)
 			bad("slab %p: %zu objects marked allocated, indices say %zu",
 			    static_cast<const void *>(s), marked, used);
-		on_ring.assign(s->ncount, 0);
-		/* Raw pointers: a checker (no ASan) cannot inline ASan-built library code. */
-		char *ring = on_ring.data();
 		/* The first pass over a fresh slab is implicit: ring slot k < ncount is object
 		 * k, never handed out yet, so it must be unallocated (no lookup needed). */
 		size_t implicit_end = x < s->ncount ? x : s->ncount;
-		for (size_t k = a; k < implicit_end; k++) {
-			if (st[k]) {
-				bad("slab %p: free ring holds allocated %p", static_cast<const void *>(s),
-				    reinterpret_cast<void *>(s->base + k * s->objsize));
-				break;
+		if (a < implicit_end && kmo_count_marked(st, a, implicit_end) != 0) {
+			for (size_t k = a; k < implicit_end; k++) {
+				if (st[k]) {
+					bad("slab %p: free ring holds allocated %p",
+					    static_cast<const void *>(s),
+					    reinterpret_cast<void *>(s->base + k * s->objsize));
+					break;
+				}
 			}
-			ring[k] = 1;
 		}
-		for (size_t k = a > implicit_end ? a : implicit_end; k < x && k - a <= s->ncount; k++) {
+		size_t explicit_from = a > implicit_end ? a : implicit_end;
+		if (explicit_from >= x)
+			return;		/* a slab still on its first pass: nothing more */
+		on_ring.assign(s->ncount, 0);
+		/* Raw pointers: a checker (no ASan) cannot inline ASan-built library code. */
+		char *ring = on_ring.data();
+		for (size_t k = a; k < implicit_end; k++)
+			ring[k] = 1;
+		for (size_t k = explicit_from; k < x && k - a <= s->ncount; k++) {
 			const void *o = k < s->ncount ? reinterpret_cast<void *>(s->base + k * s->objsize)
 						      : s->fobjs[k & s->rmask].load(std::memory_order_relaxed);
 			auto p = reinterpret_cast<uintptr_t>(o);
@@ -1211,7 +1289,7 @@ void kmalloc_obj_reset(void)
 	while (kmo_zones != nullptr) {
 		kmalloc_zone *z = kmo_zones;
 		kmo_zones = z->next_zone;
-		delete z;
+		kmo_zone_recycle(z);
 	}
 	kmo_hooks = nullptr;
 }

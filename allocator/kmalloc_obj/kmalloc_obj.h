@@ -88,6 +88,10 @@ int kmalloc_obj_poll(struct kmalloc_zone *zone);
 int kmalloc_obj_poll_all(void);
 
 struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone);
+/* A number that changes whenever the zone allocates, frees, or gains, loses or moves a
+ * slab to or from its full list: cheap (no lock), for checkers that skip a zone nobody
+ * touched since they last looked. */
+uint64_t kmalloc_obj_activity(const struct kmalloc_zone *zone);
 /* Checks every slab's indices, lists and counters against each other, and with deep
  * also every object's state byte and free-ring entry; returns the problems found
  * (empty if consistent). Only when the zone is quiescent. */
