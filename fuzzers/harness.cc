@@ -38,7 +38,13 @@ namespace slabfuzz {
 namespace {
 
 constexpr int kMaxZones = kVmZones + kMaxTestZones;
-constexpr size_t kVmZoneCap = 1024;  // program-owned objects per VM zone
+// Program-owned objects per VM zone. SWAPMETA is the pageout daemon's: in a kernel
+// nothing else holds its entries, so a program may hold only a few, far less than a
+// slab; one that held hundreds would take the spare slab the daemon needs to page out
+// and "find" a deadlock of its own making (the user memory it pages out can be all
+// there is).
+constexpr size_t kVmZoneCap[kVmZones] = {1024, 1024, 32};  // PV, MAP, SWAPMETA
+
 
 alignas(64) char g_foreign[256];
 
@@ -212,7 +218,7 @@ void Exec::exec(int cpu, const Op& op) {
       if (!zone_ok(z)) return;
       int flags = flag_set(op.b);
       if (z < kVmZones) {
-        if (oracle_.live_in_zone(z) >= kVmZoneCap) return;
+        if (oracle_.live_in_zone(z) >= kVmZoneCap[z]) return;
       } else {
         flags |= M_NULLOK;  // test zones have a limit
       }
@@ -239,7 +245,7 @@ void Exec::exec(int cpu, const Op& op) {
     case OpCode::kChurn: {
       int z = op.a % nz;
       for (int k = 0; k <= op.b && zone_ok(z); k++) {
-        if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap) return;
+        if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap[z]) return;
         void* obj = alloc(cpu, z, M_WAITOK | M_NULLOK);
         if (obj == nullptr) return;
         kenv::preempt_point();
@@ -283,7 +289,7 @@ void Exec::exec(int cpu, const Op& op) {
       rt_->post_interrupt(op.a, [this, z, count, target = op.a] {
         Busy ibusy(this);
         for (int k = 0; k < count && zone_ok(z); k++) {
-          if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap) return;
+          if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap[z]) return;
           alloc(target, z, M_INTNOWAIT);
         }
       });
@@ -320,7 +326,7 @@ void Exec::exec(int cpu, const Op& op) {
     case OpCode::kReserveChain: {
       int z = op.a % nz;
       for (int k = 0; k <= op.b && zone_ok(z); k++) {
-        if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap) return;
+        if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap[z]) return;
         if (alloc(cpu, z, M_NOWAIT) == nullptr) return;
       }
       return;

@@ -20,7 +20,7 @@
  * A state byte per object (1 = allocated) catches double frees; the free path
  * exchanges it atomically.
  *
- * Per zone and per CPU: a magazine of up to KMO_MAG free objects (the fast path: a
+ * Per zone and per CPU: a magazine of up to mag_cap free objects (the fast path: a
  * free pushes, an allocation pops, no atomic operation), an active and an alternate
  * slab (touched only by that CPU in a critical section), and two lists under the per-CPU spinlock: partial (slabs with
  * free objects) and empty (slabs that had none when they were retired; remote frees
@@ -66,7 +66,9 @@ using kenv::spin_unlock;
 #define KMSLAB_MAGIC	0x6b6d736cU
 #define KMSLAB_BOOT	0x0001
 #define KMO_FREE_FILL	0xdb	/* freed objects are filled with this (not in perf) */
-#define KMO_MAG		64	/* per-CPU magazine of free objects, per zone */
+#define KMO_MAG		64	/* per-CPU magazine of free objects, per zone, at most */
+#define KMO_MAG_BYTES	8192	/* ... and about this much memory: 4 KiB objects get 4 */
+#define KMO_MAG_MIN	4
 
 enum kmslab_where {
 	KMS_NONE, KMS_ACTIVE, KMS_ALTERNATE, KMS_PARTIAL, KMS_EMPTY, KMS_FULL,
@@ -126,6 +128,7 @@ struct kmalloc_zone {
 	size_t objsize;
 	size_t ncount;
 	size_t limit;
+	int mag_cap;			/* magazine capacity: KMO_MAG_BYTES of objects */
 	kenv::spinlock spin;
 	struct kmalloc_slab *full;
 	std::atomic<size_t> nfull{0};
@@ -701,6 +704,8 @@ struct kmalloc_zone *kmalloc_create_obj(const char *name, size_t objsize, size_t
 	snprintf(zone->name, sizeof(zone->name), "%s", name);
 	zone->objsize = (objsize + KMALLOC_OBJ_ALIGN - 1) & ~size_t{KMALLOC_OBJ_ALIGN - 1};
 	zone->ncount = kmo_capacity(zone->objsize);
+	zone->mag_cap = static_cast<int>(std::clamp<size_t>(KMO_MAG_BYTES / zone->objsize,
+							     KMO_MAG_MIN, KMO_MAG));
 	zone->limit = limit;
 	kenv::spin_init(&zone->spin, "kmalloc_zone");
 	for (auto &pc : zone->pcpu)
@@ -808,8 +813,8 @@ void kfree_obj(void *ptr, struct kmalloc_zone *zone)
 	int cpu = td->td_gd->gd_cpuid;
 	kmalloc_pcpu *pc = &zone->pcpu[cpu];
 	int n = pc->mag_n;
-	if (__builtin_expect(n == KMO_MAG, 0)) {
-		kmo_mag_flush(pc, KMO_MAG / 2);
+	if (__builtin_expect(n >= zone->mag_cap, 0)) {
+		kmo_mag_flush(pc, zone->mag_cap / 2);
 		n = pc->mag_n;
 	}
 	pc->mag[n] = ptr;
@@ -1148,7 +1153,7 @@ KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zon
 	in_mag.clear();
 	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
 		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
-		if (pc->mag_n < 0 || pc->mag_n > KMO_MAG) {
+		if (pc->mag_n < 0 || pc->mag_n > zone->mag_cap) {
 			bad("cpu%d: magazine count %d", cpu, pc->mag_n.get());
 			continue;
 		}
