@@ -77,13 +77,10 @@ def build(bug, engines, dest):
 
 
 def title_of(binary, crash, engine):
-    if engine == "afl":
-        with open(crash, "rb") as f:
-            r = subprocess.run([binary], stdin=f, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, errors="replace", timeout=60)
-    else:
-        r = subprocess.run([binary, crash], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, errors="replace", timeout=60)
+    # Both engines' binaries run a file given as an argument (AFL++'s driver ignores
+    # standard input unless told "-").
+    r = subprocess.run([binary, crash], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, errors="replace", timeout=60)
     m = TITLE_RE.search(r.stdout)
     if m:
         return m.group(0)
@@ -113,7 +110,13 @@ def run_one(binary, engine, seed, timeout, work):
         return elapsed, stable_title(binary, os.path.join(crashes, found[0]), engine)
     seeds = os.path.join(work, "seeds")
     os.makedirs(seeds)
-    open(os.path.join(seeds, "empty"), "wb").write(b"\0" * 16)
+    seed_file = os.path.join(seeds, "empty")
+    open(seed_file, "wb").write(b"\0" * 16)
+    # afl-fuzz refuses a seed that crashes: then the bug is found by the seed itself.
+    probe = subprocess.run([binary, seed_file], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60)
+    if probe.returncode != 0:
+        return time.time() - start, stable_title(binary, seed_file, engine)
     env = dict(os.environ, AFL_CUSTOM_MUTATOR_LIBRARY=os.path.join(os.path.dirname(binary),
                                                                      "libslabfuzz_afl_mutator.so"),
                AFL_SKIP_CPUFREQ="1", AFL_NO_UI="1", AFL_BENCH_UNTIL_CRASH="1",
