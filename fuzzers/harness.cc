@@ -334,6 +334,9 @@ void Exec::exec(int cpu, const Op& op) {
     case OpCode::kMisuse:
       misuse(cpu, op);
       return;
+    case OpCode::kPreempt:
+      rt_->preempt_after(op.b + 1);
+      return;
     case OpCode::kNumOps:
       return;
   }

@@ -19,6 +19,7 @@ const char* const kOpNames[] = {
     "alloc",  "free",      "remote_free", "churn",     "pressure",     "fail_next",
     "relief", "boot_next", "vm_fault",    "vm_unmap",  "pageout",      "interrupt",
     "poll",   "drain",     "zone_create", "zone_destroy", "reserve_chain", "misuse",
+    "preempt",
 };
 static_assert(sizeof(kOpNames) / sizeof(kOpNames[0]) == static_cast<size_t>(OpCode::kNumOps));
 
@@ -37,7 +38,8 @@ const FlagSet kFlagSets[kNumFlagSets] = {
     {M_RNOWAIT | M_NULLOK | M_ZERO, "M_RNOWAIT|M_NULLOK|M_ZERO"},
 };
 
-const size_t kSizeClasses[kNumSizeClasses] = {16, 64, 100, 192, 256, 640, 1024, 4096};
+// 16 KiB objects: seven to a slab, so that a few operations cross slab boundaries.
+const size_t kSizeClasses[kNumSizeClasses] = {16, 64, 100, 192, 256, 640, 16384, 4096};
 
 // Which fields each operation uses, for the text form: names of a, b, c or nullptr.
 struct Fields {
@@ -65,6 +67,7 @@ Fields fields_of(OpCode op) {
     case OpCode::kZoneDestroy: return {"zone", nullptr, nullptr};
     case OpCode::kReserveChain: return {"zone", "count", nullptr};
     case OpCode::kMisuse: return {"kind", nullptr, "handle"};
+    case OpCode::kPreempt: return {nullptr, "after", nullptr};
     case OpCode::kNumOps: break;
   }
   return {nullptr, nullptr, nullptr};
@@ -335,7 +338,7 @@ std::optional<Program> parse_text(const std::string& text, std::string* error) {
           while (std::getline(zs, z, ',')) {
             int sc = parse_uint(z, &n) ? find_size_class(n) : -1;
             if (sc < 0 || i >= kMaxTestZones)
-              return fail("zones: sizes from 16,64,100,192,256,640,1024,4096, at most 4");
+              return fail("zones: sizes from 16,64,100,192,256,640,16384,4096, at most 4");
             h.zone_sizes = static_cast<uint16_t>(h.zone_sizes | (sc << (4 * i)));
             i++;
           }
@@ -380,7 +383,7 @@ std::optional<Program> parse_text(const std::string& text, std::string* error) {
       if (!parse_uint(v, &n)) return fail("bad number '" + v + "' for " + k);
       if (f.b && k == f.b && k == "size") {
         int sc = find_size_class(n);
-        if (sc < 0) return fail("size must be one of 16,64,100,192,256,640,1024,4096");
+        if (sc < 0) return fail("size must be one of 16,64,100,192,256,640,16384,4096");
         op.b = static_cast<uint8_t>(sc);
       } else if (f.a && k == f.a && n < 256) {
         op.a = static_cast<uint8_t>(n);

@@ -48,6 +48,8 @@ enum class OpCode : uint8_t {
   kReserveChain,  // n M_NOWAIT (reserve) allocations in a row from zone
   kMisuse,        // kind: double free, wrong zone, interior, foreign pointer; the
                   // allocator must panic with the matching message (ends the run)
+  kPreempt,       // after: this CPU's thread passes `after` more preemption points, then
+                  // is preempted at the next (a PCT change point placed by the program)
   kNumOps,
 };
 

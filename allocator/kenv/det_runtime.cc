@@ -51,6 +51,7 @@ struct DetThread {
   int64_t prio = 0;
   uint64_t seq = 0;
   uint64_t yielded_at = UINT64_MAX;  // epoch of its last busy-wait
+  int preempt_in = 0;  // > 0: preempted at the preemption point this count runs out
   std::function<void()> fn;
   std::unique_ptr<Fiber> fiber;
 };
@@ -357,6 +358,11 @@ void Runtime::post_interrupt(int cpu, std::function<void()> fn) {
   rt->note("post interrupt " + t->name);
 }
 
+void Runtime::preempt_after(int n) {
+  Impl* rt = impl_.get();
+  if (rt->cur != nullptr && n > 0) rt->cur->preempt_in = n;
+}
+
 Outcome Runtime::run() {
   impl_->init_pct();
   return impl_->run_loop();
@@ -392,6 +398,10 @@ void rt_preempt() {
     t->prio = rt->next_low_prio--;
     rt->next_cp++;
     rt->note("priority change " + t->name);
+  }
+  if (t->preempt_in > 0 && --t->preempt_in == 0) {
+    t->prio = rt->next_low_prio--;
+    rt->note("directed preemption " + t->name);
   }
   rt->reschedule(false);
 }

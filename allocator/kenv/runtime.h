@@ -69,6 +69,11 @@ class Runtime {
   // Run fn as an interrupt on `cpu` at its next preemption point outside a critical
   // section. Callable from drivers before run() and from kernel code during it.
   void post_interrupt(int cpu, std::function<void()> fn);
+  // Called by a thread of the run: it is preempted at its n-th preemption point from
+  // here, as at a PCT change point (its priority drops below every other thread's), so
+  // that a program can place a preemption where it wants one (det; threaded: ignored,
+  // real threads are preempted anywhere).
+  void preempt_after(int n);
   Outcome run();
 
   // The event trace of the last run (det, with record_trace): one line per switch,

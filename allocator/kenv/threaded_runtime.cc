@@ -281,6 +281,8 @@ Outcome Runtime::run_on_cpu0(std::function<void()> fn) {
   return run();
 }
 
+void Runtime::preempt_after(int /*n*/) {}
+
 const std::vector<std::string>& Runtime::trace() const {
   static const std::vector<std::string> empty;
   return empty;
