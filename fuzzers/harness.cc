@@ -65,6 +65,8 @@ class Exec {
   void quiescent_check(bool deep);
   void teardown();
   void misuse(int cpu, const Op& op);
+  // An interrupt's work: count M_INTNOWAIT allocations from zone on CPU target.
+  std::function<void()> interrupt_handler(int target, int zone, int count);
   std::string state_report();
   bool zone_ok(int z) const { return z >= 0 && z < kMaxZones && alive_[z]; }
   int test_zone(int i) const { return kVmZones + i; }
@@ -159,6 +161,16 @@ void* Exec::alloc(int cpu, int zone, int flags) {
   return obj;
 }
 
+std::function<void()> Exec::interrupt_handler(int target, int z, int count) {
+  return [this, target, z, count] {
+    Busy ibusy(this);
+    for (int k = 0; k < count && zone_ok(z); k++) {
+      if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap[z]) return;
+      alloc(target, z, M_INTNOWAIT);
+    }
+  };
+}
+
 void Exec::free_live(size_t i) {
   LiveObject o = oracle_.take(i);
   zone_busy_[o.zone]++;
@@ -181,9 +193,14 @@ void Exec::misuse(int cpu, const Op& op) {
   if (phrase == nullptr) return;
   switch (kind) {
     case Misuse::kDoubleFree:
+      // In a critical section: an interrupt due at the first free's preemption points
+      // (a timer) would otherwise get the object back, and the second free would be a
+      // legitimate one.
+      kenv::crit_enter();
       free_live(i);
       expect_misuse_ = phrase;
       b_->free(h, obj);
+      kenv::crit_exit();
       break;
     case Misuse::kWrongZone: {
       int other = -1;
@@ -283,18 +300,13 @@ void Exec::exec(int cpu, const Op& op) {
     case OpCode::kPageout:
       vm_->pageout(op.b + 1);
       return;
-    case OpCode::kInterrupt: {
-      int z = static_cast<int>(op.c) % nz;
-      int count = op.b + 1;
-      rt_->post_interrupt(op.a, [this, z, count, target = op.a] {
-        Busy ibusy(this);
-        for (int k = 0; k < count && zone_ok(z); k++) {
-          if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap[z]) return;
-          alloc(target, z, M_INTNOWAIT);
-        }
-      });
+    case OpCode::kInterrupt:
+      rt_->post_interrupt(op.a, interrupt_handler(op.a, static_cast<int>(op.c) % nz, op.b + 1));
       return;
-    }
+    case OpCode::kTimer:
+      rt_->post_interrupt_after(op.a, op.b + 1,
+                                interrupt_handler(op.a, static_cast<int>(op.c) % nz, 8));
+      return;
     case OpCode::kPoll:
       b_->poll();
       poll_kicks_++;

@@ -21,7 +21,7 @@ const Weighted kWeights[] = {
     {OpCode::kVmUnmap, 3},     {OpCode::kPageout, 4},      {OpCode::kInterrupt, 5},
     {OpCode::kPoll, 3},        {OpCode::kDrain, 3},        {OpCode::kZoneCreate, 2},
     {OpCode::kZoneDestroy, 2}, {OpCode::kReserveChain, 3}, {OpCode::kMisuse, 1},
-    {OpCode::kPreempt, 4},
+    {OpCode::kPreempt, 4},     {OpCode::kTimer, 4},
 };
 
 OpCode random_code(Rng& rng) {

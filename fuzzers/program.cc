@@ -19,7 +19,7 @@ const char* const kOpNames[] = {
     "alloc",  "free",      "remote_free", "churn",     "pressure",     "fail_next",
     "relief", "boot_next", "vm_fault",    "vm_unmap",  "pageout",      "interrupt",
     "poll",   "drain",     "zone_create", "zone_destroy", "reserve_chain", "misuse",
-    "preempt",
+    "preempt", "timer",
 };
 static_assert(sizeof(kOpNames) / sizeof(kOpNames[0]) == static_cast<size_t>(OpCode::kNumOps));
 
@@ -68,6 +68,7 @@ Fields fields_of(OpCode op) {
     case OpCode::kReserveChain: return {"zone", "count", nullptr};
     case OpCode::kMisuse: return {"kind", nullptr, "handle"};
     case OpCode::kPreempt: return {nullptr, "after", nullptr};
+    case OpCode::kTimer: return {"target", "after", "zone"};
     case OpCode::kNumOps: break;
   }
   return {nullptr, nullptr, nullptr};
@@ -108,6 +109,10 @@ void canonicalize_op(Op* op, const Header& h, int nzones) {
     case OpCode::kInterrupt:
       op->a %= h.ncpus;
       op->b %= 16;
+      op->c %= static_cast<uint32_t>(nzones);
+      break;
+    case OpCode::kTimer:
+      op->a %= h.ncpus;
       op->c %= static_cast<uint32_t>(nzones);
       break;
     case OpCode::kDrain:

@@ -50,6 +50,8 @@ enum class OpCode : uint8_t {
                   // allocator must panic with the matching message (ends the run)
   kPreempt,       // after: this CPU's thread passes `after` more preemption points, then
                   // is preempted at the next (a PCT change point placed by the program)
+  kTimer,         // target, after, zone: a timer interrupt of 8 M_INTNOWAIT allocations
+                  // on CPU target once it has passed `after` more preemption points
   kNumOps,
 };
 

@@ -38,6 +38,29 @@ constexpr size_t kStackSize = 256 * 1024;
 
 struct FiberKilled {};
 
+// Scheduling coverage, for the fuzzing engines: a counter per (site, event), where the
+// site is the code address at which a thread was parked inside a critical section, or
+// at which an interrupt took its CPU. libFuzzer reads the section
+// __libfuzzer_extra_counters as it reads its edge counters, so an input that parks a
+// thread, or lands an interrupt, somewhere new is kept, as one reaching a new edge is.
+// Sites are taken relative to rt_preempt's address: the same in every process.
+#ifdef SLABFUZZ_FUZZING
+__attribute__((section("__libfuzzer_extra_counters"), used)) uint8_t g_sched_cov[1 << 12];
+#endif
+enum SchedEvent { kParkedInCrit = 1, kInterruptedHere = 2 };
+
+inline void sched_feature(const void* site, SchedEvent ev) {
+#ifdef SLABFUZZ_FUZZING
+  if (site == nullptr) return;
+  uint64_t off = reinterpret_cast<uintptr_t>(site) - reinterpret_cast<uintptr_t>(&rt_preempt);
+  size_t i = static_cast<size_t>(((off ^ (uint64_t{ev} << 40)) * 0x9e3779b97f4a7c15ULL) >> 52);
+  if (g_sched_cov[i] != 255) g_sched_cov[i]++;
+#else
+  (void)site;
+  (void)ev;
+#endif
+}
+
 struct DetThread {
   thread td{};
   std::string name;
@@ -52,6 +75,7 @@ struct DetThread {
   uint64_t seq = 0;
   uint64_t yielded_at = UINT64_MAX;  // epoch of its last busy-wait
   int preempt_in = 0;  // > 0: preempted at the preemption point this count runs out
+  uint64_t fire_at = 0;  // an armed interrupt: runs once its CPU has made this many steps
   std::function<void()> fn;
   std::unique_ptr<Fiber> fiber;
 };
@@ -105,6 +129,7 @@ class Runtime::Impl {
   std::unique_ptr<Fiber> main;
   DetThread* cur = nullptr;
   DetThread* pin[MAXCPU] = {};
+  uint64_t cpu_steps[MAXCPU] = {};  // preemption points passed on each CPU
   DetThread* solo = nullptr;
   DetThread* next_pick = nullptr;  // set by rt_spinwait: run this one next
   Decisions dec;
@@ -155,6 +180,7 @@ class Runtime::Impl {
 
   bool eligible(DetThread* t) const {
     if (t->state != DetThread::kRunnable) return false;
+    if (t->fire_at > cpu_steps[t->cpu]) return false;  // a timer not yet due
     if (solo != nullptr && t != solo) return false;
     DetThread* p = pin[t->cpu];
     return p == nullptr || p == t;
@@ -191,10 +217,15 @@ class Runtime::Impl {
   }
 
   // Called in a fiber: give the CPU to the scheduler if someone else should run.
-  void reschedule(bool must_leave) {
+  void reschedule(bool must_leave, const void* site = nullptr) {
     DetThread* t = cur;
     update_pin(t);
-    if (!must_leave && pick() == t) return;
+    DetThread* next = pick();
+    if (!must_leave && next == t) return;
+    if (next != nullptr && next->intr && next->cpu == t->cpu)
+      sched_feature(site, kInterruptedHere);
+    else if (t->td.td_critcount > 0)
+      sched_feature(site, kParkedInCrit);
     Fiber::Switch(t->fiber.get(), main.get());
     // Resumed by the scheduler.
     if (killing) throw FiberKilled{};
@@ -267,6 +298,7 @@ class Runtime::Impl {
       if (failed) break;
       DetThread* best = next_pick != nullptr && eligible(next_pick) ? next_pick : pick();
       next_pick = nullptr;
+      if (best == nullptr && fire_timers()) continue;
       if (best == nullptr) {
         // Nobody can run. That is the end of the run if every thread has finished
         // but daemons in their idle wait; a thread, or a daemon waiting elsewhere
@@ -310,6 +342,19 @@ class Runtime::Impl {
     outcome.switches = switches;
     main.reset();
     return outcome;
+  }
+
+  // Nobody can run: timers still armed fire now (a CPU with nothing to do still takes
+  // its timer interrupt). Returns whether one did.
+  bool fire_timers() {
+    bool fired = false;
+    for (auto& up : threads) {
+      if (up->state == DetThread::kRunnable && up->fire_at > cpu_steps[up->cpu]) {
+        up->fire_at = 0;
+        fired = true;
+      }
+    }
+    return fired;
   }
 
   void init_pct() {
@@ -358,6 +403,15 @@ void Runtime::post_interrupt(int cpu, std::function<void()> fn) {
   rt->note("post interrupt " + t->name);
 }
 
+void Runtime::post_interrupt_after(int cpu, int n, std::function<void()> fn) {
+  Impl* rt = impl_.get();
+  if (rt->killing) return;
+  DetThread* t = rt->add(cpu, "timer" + std::to_string(cpu), std::move(fn), false, true);
+  t->fire_at = rt->cpu_steps[cpu] + static_cast<uint64_t>(std::max(n, 0));
+  rt->gd[cpu].gd_ipending.fetch_add(1);
+  rt->note("arm timer " + t->name);
+}
+
 void Runtime::preempt_after(int n) {
   Impl* rt = impl_.get();
   if (rt->cur != nullptr && n > 0) rt->cur->preempt_in = n;
@@ -386,6 +440,7 @@ void rt_preempt() {
   if (rt == nullptr || rt->cur == nullptr || rt->killing) return;
   DetThread* t = rt->cur;
   rt->epoch++;
+  rt->cpu_steps[t->cpu]++;
   if (++rt->steps > rt->cfg.max_steps) {
     rt->fail(Outcome::kLivelock,
              stable_title("livelock", "no end after " + std::to_string(rt->cfg.max_steps) +
@@ -403,7 +458,7 @@ void rt_preempt() {
     t->prio = rt->next_low_prio--;
     rt->note("directed preemption " + t->name);
   }
-  rt->reschedule(false);
+  rt->reschedule(false, __builtin_return_address(0));
 }
 
 void rt_progress() {}
@@ -433,7 +488,7 @@ void rt_spinwait() {
 void rt_crit_exit_pending() {
   Runtime::Impl* rt = g_impl;
   if (rt == nullptr || rt->cur == nullptr || rt->killing) return;
-  if (rt->cur->td.td_critcount == 0) rt->reschedule(false);
+  if (rt->cur->td.td_critcount == 0) rt->reschedule(false, __builtin_return_address(0));
 }
 
 void rt_spin_contested(spinlock* spin) {

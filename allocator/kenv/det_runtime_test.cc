@@ -115,6 +115,41 @@ TEST(DetRuntime, InterruptNeverRunsInsideACriticalSection) {
   }
 }
 
+// A timer interrupt runs once its CPU has passed the given number of preemption
+// points; one that falls due inside a critical section runs when the section is left.
+TEST(DetRuntime, TimerFiresAfterItsPreemptionPointsAndWaitsOutCriticalSections) {
+  for (int after : {1, 3, 6}) {
+    Runtime rt(Config(1, 7));
+    int points = 0, fired_at = -1;
+    bool in_crit = false, inside = false;
+    rt.spawn(0, "t", [&] {
+      rt.post_interrupt_after(0, after, [&] {
+        fired_at = points;
+        inside = in_crit;
+      });
+      for (int i = 0; i < 10; i++) {
+        if (i == 4) {
+          crit_enter();
+          in_crit = true;
+        }
+        preempt_point();
+        points++;
+        if (i == 5) {
+          in_crit = false;
+          crit_exit();
+        }
+      }
+    });
+    Outcome o = rt.run();
+    ASSERT_TRUE(o.ok()) << o.title;
+    EXPECT_FALSE(inside);
+    // Due at the after-th point, where after - 1 have been counted; points 5 and 6
+    // (i = 4, 5) are inside the critical section, so a timer due there runs at
+    // crit_exit, once six are counted.
+    EXPECT_EQ(fired_at, after == 5 || after == 6 ? 6 : after - 1) << "after " << after;
+  }
+}
+
 TEST(DetRuntime, CriticalSectionExcludesSameCpuThreadsButNotOtherCpus) {
   int other_cpu_ran_inside = 0;
   for (uint64_t seed = 0; seed < 50; seed++) {

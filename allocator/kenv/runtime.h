@@ -74,6 +74,11 @@ class Runtime {
   // that a program can place a preemption where it wants one (det; threaded: ignored,
   // real threads are preempted anywhere).
   void preempt_after(int n);
+  // A timer interrupt: fn runs as an interrupt on `cpu` once that CPU has passed n more
+  // preemption points (or when nothing else can run); delivered as post_interrupt()'s
+  // are, so one that falls due inside a critical section runs when it is left (det;
+  // threaded: posted at once).
+  void post_interrupt_after(int cpu, int n, std::function<void()> fn);
   Outcome run();
 
   // The event trace of the last run (det, with record_trace): one line per switch,

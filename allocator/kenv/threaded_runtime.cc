@@ -283,6 +283,10 @@ Outcome Runtime::run_on_cpu0(std::function<void()> fn) {
 
 void Runtime::preempt_after(int /*n*/) {}
 
+void Runtime::post_interrupt_after(int cpu, int /*n*/, std::function<void()> fn) {
+  post_interrupt(cpu, std::move(fn));
+}
+
 const std::vector<std::string>& Runtime::trace() const {
   static const std::vector<std::string> empty;
   return empty;
