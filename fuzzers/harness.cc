@@ -27,8 +27,8 @@
 // environment's ASAN_OPTIONS still win, key by key. The allocators under test poison
 // their own memory (no quarantine is involved there); the quarantine and the
 // allocation stacks only guard the harness's host memory, which a run allocates and
-// frees by the thousand: the defaults (256 MB, 30 frames) made fresh pages and stack
-// hashing a third of a fuzzer's time.
+// frees by the thousand: with the defaults (256 MB, 30 frames) fresh pages and stack
+// hashing were about half of a run's fixed cost (replay --bench-ops=0).
 extern "C" const char* __asan_default_options() {
   return "quarantine_size_mb=16:malloc_context_size=8";
 }
@@ -44,7 +44,6 @@ constexpr int kMaxZones = kVmZones + kMaxTestZones;
 // and "find" a deadlock of its own making (the user memory it pages out can be all
 // there is).
 constexpr size_t kVmZoneCap[kVmZones] = {1024, 1024, 32};  // PV, MAP, SWAPMETA
-
 
 alignas(64) char g_foreign[256];
 
