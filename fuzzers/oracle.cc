@@ -28,9 +28,17 @@ KENV_NO_COVERAGE void fill(void* obj, size_t size, uint64_t serial) {
 
 }  // namespace
 
-Oracle::AddrIndex::iterator Oracle::addr_lower_bound(uintptr_t addr) {
-  return std::lower_bound(by_addr_.begin(), by_addr_.end(), addr,
+namespace {
+// The first entry of a sorted (addr, index) array at or after addr.
+template <class Index>
+auto lower_bound_addr(Index& index, uintptr_t addr) {
+  return std::lower_bound(index.begin(), index.end(), addr,
                           [](const std::pair<uintptr_t, size_t>& e, uintptr_t a) { return e.first < a; });
+}
+}  // namespace
+
+Oracle::AddrIndex::iterator Oracle::addr_lower_bound(uintptr_t addr) {
+  return lower_bound_addr(by_addr_, addr);
 }
 
 void Oracle::set_zone(int zone, void* handle, size_t size, const std::string& name) {
@@ -48,7 +56,7 @@ size_t Oracle::live_in_zone(int zone) const {
 
 long Oracle::index_of(const void* addr) const {
   auto a = reinterpret_cast<uintptr_t>(addr);
-  auto it = const_cast<Oracle*>(this)->addr_lower_bound(a);
+  auto it = lower_bound_addr(by_addr_, a);
   return it == by_addr_.end() || it->first != a ? -1 : static_cast<long>(it->second);
 }
 
