@@ -38,7 +38,6 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <map>
 #include <new>
 #include <type_traits>
 #include <cstddef>
@@ -1222,9 +1221,9 @@ KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zon
 		char *ring = on_ring.data();
 		for (size_t k = a; k < implicit_end; k++)
 			ring[k] = 1;
+		/* Past the first pass (explicit_from >= ncount): every entry is a ring slot. */
 		for (size_t k = explicit_from; k < x && k - a <= s->ncount; k++) {
-			const void *o = k < s->ncount ? reinterpret_cast<void *>(s->base + k * s->objsize)
-						      : s->fobjs[k & s->rmask].load(std::memory_order_relaxed);
+			const void *o = s->fobjs[k & s->rmask].load(std::memory_order_relaxed);
 			auto p = reinterpret_cast<uintptr_t>(o);
 			uintptr_t off = p - s->base;
 			size_t idx = kmo_index(s, off);
