@@ -145,8 +145,11 @@ class Runtime::Impl {
   Outcome outcome;
   std::vector<std::string> trace;
 
-  void note(const std::string& s) {
-    if (cfg.record_trace) trace.push_back("step " + std::to_string(steps) + ": " + s);
+  // Records a trace line; `text` (a callable giving the line) runs only when a trace is
+  // kept, so that a fuzzer's runs build no strings.
+  template <class Text>
+  void note(Text&& text) {
+    if (cfg.record_trace) trace.push_back("step " + std::to_string(steps) + ": " + text());
   }
 
   DetThread* add(int cpu, std::string name, std::function<void()> fn, bool daemon,
@@ -251,7 +254,7 @@ class Runtime::Impl {
     curthread_tls = &t->td;
     if (!t->fiber) t->fiber = std::make_unique<Fiber>(&Impl::entry, t, kStackSize);
     t->started = true;
-    note("run " + t->name + "@cpu" + std::to_string(t->cpu));
+    note([&] { return "run " + t->name + "@cpu" + std::to_string(t->cpu); });
     Fiber::Switch(main.get(), t->fiber.get());
     curthread_tls = nullptr;
     cur = nullptr;
@@ -400,7 +403,7 @@ void Runtime::post_interrupt(int cpu, std::function<void()> fn) {
   if (rt->killing) return;
   DetThread* t = rt->add(cpu, "intr" + std::to_string(cpu), std::move(fn), false, true);
   rt->gd[cpu].gd_ipending.fetch_add(1);
-  rt->note("post interrupt " + t->name);
+  rt->note([&] { return "post interrupt " + t->name; });
 }
 
 void Runtime::post_interrupt_after(int cpu, int n, std::function<void()> fn) {
@@ -409,7 +412,7 @@ void Runtime::post_interrupt_after(int cpu, int n, std::function<void()> fn) {
   DetThread* t = rt->add(cpu, "timer" + std::to_string(cpu), std::move(fn), false, true);
   t->fire_at = rt->cpu_steps[cpu] + static_cast<uint64_t>(std::max(n, 0));
   rt->gd[cpu].gd_ipending.fetch_add(1);
-  rt->note("arm timer " + t->name);
+  rt->note([&] { return "arm timer " + t->name; });
 }
 
 void Runtime::preempt_after(int n) {
@@ -452,11 +455,11 @@ void rt_preempt() {
   if (rt->next_cp < rt->change_points.size() && rt->steps >= rt->change_points[rt->next_cp]) {
     t->prio = rt->next_low_prio--;
     rt->next_cp++;
-    rt->note("priority change " + t->name);
+    rt->note([&] { return "priority change " + t->name; });
   }
   if (t->preempt_in > 0 && --t->preempt_in == 0) {
     t->prio = rt->next_low_prio--;
-    rt->note("directed preemption " + t->name);
+    rt->note([&] { return "directed preemption " + t->name; });
   }
   rt->reschedule(false, __builtin_return_address(0));
 }
@@ -506,7 +509,7 @@ void rt_spin_contested(spinlock* spin) {
     t->state = DetThread::kBlocked;
     t->spin_wait = spin;
     td->td_wmesg = spin->name;
-    rt->note("spin " + t->name + " on " + spin->name);
+    rt->note([&] { return "spin " + t->name + " on " + spin->name; });
     rt->reschedule(true);
   }
   td->td_wmesg = nullptr;
@@ -542,7 +545,7 @@ int tsleep(const void* chan, const char* wmesg, int /*timo*/) {
   t->wchan = chan;
   td->td_wmesg = wmesg;
   td->td_wchan = chan;
-  rt->note("sleep " + t->name + " on " + wmesg);
+  rt->note([&] { return "sleep " + t->name + " on " + wmesg; });
   rt->reschedule(true);
   td->td_wmesg = nullptr;
   td->td_wchan = nullptr;
@@ -571,7 +574,7 @@ void rt_panic(const std::string& title, const std::string& message) {
     abort();
   }
   rt->fail(Outcome::kPanic, title, message);
-  rt->note("panic in " + rt->cur->name + ": " + title);
+  rt->note([&] { return "panic in " + rt->cur->name + ": " + title; });
   throw FiberKilled{};
 }
 

@@ -318,5 +318,16 @@ TEST(DetRuntime, PanicTitleHasNoAddresses) {
   EXPECT_EQ(o.title, "slabfuzz: panic: bad pointer ADDR");
 }
 
+TEST(DetRuntime, PanicTitleKeepsNamesAndDropsCounts) {
+  Runtime rt(Config(1, 1));
+  rt.spawn(0, "p", [] {
+    panic("zone TEST1 on cpu0: 12 of 0x1f0 objects, 3rd try\nat 0xzz (x9 9x) 0x1fz 7");
+  });
+  Outcome o = rt.run();
+  EXPECT_EQ(o.title,
+            "slabfuzz: panic: zone TEST1 on cpu0: N of ADDR objects, 3rd try at 0xzz (x9 9x) "
+            "ADDRz N");
+}
+
 }  // namespace
 }  // namespace kenv

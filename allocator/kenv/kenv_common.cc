@@ -8,7 +8,6 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
-#include <regex>
 #include <string>
 
 #include "allocator/kenv/kenv.h"
@@ -72,16 +71,52 @@ const char* outcome_kind_name(Outcome::Kind k) {
   return "?";
 }
 
+namespace {
+bool is_word_char(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+bool is_hex_digit(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+}  // namespace
+
 std::string stable_title(const std::string& check, const std::string& detail) {
-  // Addresses and counts change from run to run; names (cpu0, TEST1) do not.
-  static const std::regex hex("0x[0-9a-fA-F]+");
-  static const std::regex num("\\b[0-9]+\\b");
-  std::string d = std::regex_replace(detail, hex, "ADDR");
-  d = std::regex_replace(d, num, "N");
-  // A title is one line.
-  for (char& c : d)
-    if (c == '\n') c = ' ';
-  return "slabfuzz: " + check + ": " + d;
+  // Addresses and counts change from run to run; names (cpu0, TEST1) do not. First
+  // every "0x<hex digits>" becomes ADDR, then every whole word of decimal digits
+  // becomes N (a scanner: titles are made for every expected panic a fuzzer provokes).
+  std::string a;
+  a.reserve(detail.size());
+  for (size_t i = 0; i < detail.size();) {
+    if (detail[i] == '0' && i + 2 < detail.size() && detail[i + 1] == 'x' &&
+        is_hex_digit(detail[i + 2])) {
+      i += 2;
+      while (i < detail.size() && is_hex_digit(detail[i])) i++;
+      a += "ADDR";
+    } else {
+      a += detail[i++];
+    }
+  }
+  std::string d = "slabfuzz: " + check + ": ";
+  d.reserve(d.size() + a.size());
+  for (size_t i = 0; i < a.size();) {
+    bool starts_word = i == 0 || !is_word_char(a[i - 1]);
+    if (starts_word && a[i] >= '0' && a[i] <= '9') {
+      size_t j = i;
+      while (j < a.size() && a[j] >= '0' && a[j] <= '9') j++;
+      if (j == a.size() || !is_word_char(a[j])) {
+        d += 'N';
+        i = j;
+        continue;
+      }
+      d.append(a, i, j - i);  // digits that run into a word (9lives) stay
+      i = j;
+      continue;
+    }
+    // A title is one line.
+    d += a[i] == '\n' ? ' ' : a[i];
+    i++;
+  }
+  return d;
 }
 
 void panic(const char* fmt, ...) {

@@ -110,6 +110,40 @@ TEST_F(KmallocObjTest, AllocFreeDistinctAlignedZeroed) {
   ASSERT_TRUE(o.ok()) << o.title << o.report;
 }
 
+// A slab holds as many objects as fit beside its header (slab descriptor, free ring of
+// a power of two entries, a state byte per object): every object of a full slab lies
+// inside it, and one more would not fit.
+TEST_F(KmallocObjTest, SlabHoldsTheMostObjectsThatFit) {
+  Outcome o = Run1([] {
+    auto ring = [](size_t n) {
+      size_t r = 1;
+      while (r < n) r <<= 1;
+      return r;
+    };
+    for (size_t size : {16, 48, 64, 100, 128, 1000, 4096, 16384, 32768}) {
+      kmalloc_zone* z = kmalloc_create_obj("CAP", size, 0);
+      kmalloc_zone_stats st = kmalloc_obj_stats(z);
+      size_t n = st.objs_per_slab, os = st.objsize;
+      EXPECT_LE(n * os + n + ring(n) * sizeof(void*), KMALLOC_SLAB_SIZE) << size;
+      // The descriptor and alignment take under 512 bytes.
+      EXPECT_GT((n + 1) * os + (n + 1) + ring(n + 1) * sizeof(void*) + 512, KMALLOC_SLAB_SIZE)
+          << size;
+      std::vector<void*> objs;
+      for (size_t i = 0; i < n; i++) objs.push_back(kmalloc_obj(os, z, M_WAITOK));
+      EXPECT_EQ(kmalloc_obj_stats(z).slabs, 1u) << size;
+      uintptr_t slab = reinterpret_cast<uintptr_t>(objs[0]) & ~KMALLOC_SLAB_MASK;
+      for (void* p : objs) {
+        EXPECT_GE(reinterpret_cast<uintptr_t>(p), slab);
+        EXPECT_LE(reinterpret_cast<uintptr_t>(p) + os, slab + KMALLOC_SLAB_SIZE);
+      }
+      for (void* p : objs) kfree_obj(p, z);
+      kmalloc_obj_drain_cpu(z);
+      kmalloc_destroy_obj(z);
+    }
+  });
+  ASSERT_TRUE(o.ok()) << o.title << o.report;
+}
+
 struct Misuse {
   const char* name;
   void (*fn)(kmalloc_zone* a, kmalloc_zone* b);
