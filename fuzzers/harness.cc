@@ -114,6 +114,11 @@ void Exec::setup() {
                                    : VmMode::kNaive;
   vo.reserve = p_.header.reserve;
   vo.boot_slabs = p_.header.boot_slabs;
+  // A smaller boot sequence than the stress drivers' (128 PV, 16 MAP entries): what
+  // matters of it is that it runs before the VM is up (from boot slabs, or not at all
+  // in naive mode), and every entry costs every execution its allocation and free.
+  vo.bootstrap_pv = 32;
+  vo.bootstrap_map = 8;
   vm_ = std::make_unique<Vm>(*b_, vo);
   const char* names[kVmZones] = {"PV ENTRY", "MAP ENTRY", "SWAPMETA"};
   void* handles[kVmZones] = {vm_->pv_zone(), vm_->map_zone(), vm_->swap_zone()};

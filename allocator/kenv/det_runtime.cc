@@ -140,6 +140,8 @@ class Runtime::Impl {
   uint64_t switches = 0;
   uint64_t seq = 0;
   uint64_t epoch = 0;  // advances at every preemption point
+  size_t ndone = 0;    // finished threads still in `threads` (dropped between resumes)
+  int spin_blocked = 0;  // threads blocked on a spinlock (a release need look only then)
   bool failed = false;
   bool killing = false;
   Outcome outcome;
@@ -200,7 +202,7 @@ class Runtime::Impl {
     DetThread* best = nullptr;
     for (auto& up : threads) {
       DetThread* t = up.get();
-      if (!eligible(t)) continue;
+      if (t->state != DetThread::kRunnable || !eligible(t)) continue;
       if (skip_spinners && t->yielded_at == epoch) continue;
       if (best == nullptr || t->prio > best->prio ||
           (t->prio == best->prio && t->seq < best->seq))
@@ -262,6 +264,7 @@ class Runtime::Impl {
       if (t->intr) gd[t->cpu].gd_ipending.fetch_sub(1);
       t->fiber.reset();
       t->fn = nullptr;
+      ndone++;
     }
   }
 
@@ -299,6 +302,8 @@ class Runtime::Impl {
     main = Fiber::Main();
     for (;;) {
       if (failed) break;
+      // Finished interrupts would otherwise lengthen every scheduling decision.
+      if (ndone > 4) drop_done();
       DetThread* best = next_pick != nullptr && eligible(next_pick) ? next_pick : pick();
       next_pick = nullptr;
       if (best == nullptr && fire_timers()) continue;
@@ -341,10 +346,20 @@ class Runtime::Impl {
     std::erase_if(threads, [](const std::unique_ptr<DetThread>& t) {
       return t->state == DetThread::kDone;
     });
+    ndone = 0;
     outcome.steps = steps;
     outcome.switches = switches;
     main.reset();
     return outcome;
+  }
+
+  // Forgets finished threads (but the solo one, which run_on_cpu0 still refers to); the
+  // order of the others, which wakeup() and ties follow, is kept.
+  void drop_done() {
+    std::erase_if(threads, [this](const std::unique_ptr<DetThread>& t) {
+      return t->state == DetThread::kDone && t.get() != solo;
+    });
+    ndone = 0;
   }
 
   // Nobody can run: timers still armed fire now (a CPU with nothing to do still takes
@@ -508,6 +523,7 @@ void rt_spin_contested(spinlock* spin) {
     if (rt->killing) return;
     t->state = DetThread::kBlocked;
     t->spin_wait = spin;
+    rt->spin_blocked++;
     td->td_wmesg = spin->name;
     rt->note([&] { return "spin " + t->name + " on " + spin->name; });
     rt->reschedule(true);
@@ -517,11 +533,12 @@ void rt_spin_contested(spinlock* spin) {
 
 void rt_spin_released(spinlock* spin) {
   Runtime::Impl* rt = g_impl;
-  if (rt == nullptr) return;
+  if (rt == nullptr || rt->spin_blocked == 0) return;
   for (auto& up : rt->threads) {
     if (up->state == DetThread::kBlocked && up->spin_wait == spin) {
       up->state = DetThread::kRunnable;
       up->spin_wait = nullptr;
+      rt->spin_blocked--;
     }
   }
 }
