@@ -50,8 +50,8 @@ alignas(64) char g_foreign[256];
 
 class Exec {
  public:
-  Exec(const Program& p, const HarnessOptions& o)
-      : p_(p), o_(o), b_(make_backend(backend_names()[p.header.backend % backend_names().size()])),
+  Exec(Program p, const HarnessOptions& o)
+      : p_(std::move(p)), o_(o), b_(make_backend(backend_names()[p.header.backend % backend_names().size()])),
         oracle_(*b_) {}
 
   RunResult run();
@@ -79,6 +79,7 @@ class Exec {
   };
 
   Program p_;
+  std::vector<std::vector<Op>> streams_;  // p_'s operations, CPU by CPU
   HarnessOptions o_;
   std::unique_ptr<Backend> b_;
   std::unique_ptr<Vm> vm_;
@@ -130,18 +131,25 @@ void Exec::setup() {
 }
 
 void* Exec::alloc(int cpu, int zone, int flags) {
+  // Busy from here (the caller found the zone alive, and no preemption point came
+  // since) until the oracle knows the object: the counters read around the call may
+  // pass preemption points (a lock), and a zone_destroy meanwhile would free the zone
+  // under the call, or find an object nobody holds.
+  zone_busy_[zone]++;
   void* h = oracle_.zone_handle(zone);
   // The reserve checks need the zone's counters around the call (only where a
   // reserve exists and the VM is up: elsewhere they cost a fuzzer its speed).
   bool reserve_checks =
       b_->has_reserve() && kenv::current_boot_phase() >= kenv::boot_phase::VM_READY;
+  // The reserve slab's free objects matter only to a reserve allocation (and may cost
+  // the backend a lock): the others read the counters alone.
+  bool reserve_alloc = flags & M_USE_RESERVE;
+  auto probe = [&] { return reserve_alloc ? b_->stats(h) : b_->counters(h); };
   ZoneStats before;
-  if (reserve_checks) before = b_->stats(h);
-  zone_busy_[zone]++;
+  if (reserve_checks) before = probe();
   void* obj = b_->alloc(h, flags);
-  zone_busy_[zone]--;
   ZoneStats after;
-  if (reserve_checks) after = b_->stats(h);
+  if (reserve_checks) after = probe();
   // Alone: no other operation, thread, interrupt or daemon (the pageout daemon, the
   // VM's own allocations) allocated or freed in the zone while this call ran.
   bool alone = after.allocs + after.frees == before.allocs + before.frees + (obj ? 1 : 0);
@@ -163,6 +171,7 @@ void* Exec::alloc(int cpu, int zone, int flags) {
                          oracle_.zone_name(zone).c_str());
   }
   if (obj != nullptr) oracle_.on_alloc(zone, obj, flags, cpu);
+  zone_busy_[zone]--;
   return obj;
 }
 
@@ -335,6 +344,9 @@ void Exec::exec(int cpu, const Op& op) {
       void* h = oracle_.zone_handle(z);
       for (size_t i = oracle_.live_count(); i-- > 0;)
         if (i < oracle_.live_count() && oracle_.live(i).zone == z) free_live(i);
+      // A free on another CPU may have taken its object from the oracle and not yet
+      // given it back to the zone: let it finish first.
+      while (zone_busy_[z] > 1) kenv::cpu_spinwait();
       b_->zone_destroy(h);
       zone_busy_[z]--;
       checked_at_[z] = 0;
@@ -470,8 +482,6 @@ RunResult Exec::run() {
   auto finish = [&](const kenv::Outcome& out) {
     r.ok = out.ok();
     r.title = out.title;
-    r.report = out.report;
-    if (!out.ok()) r.report += state_report();
     r.steps += out.steps;
     if (!r.ok && expect_misuse_ != nullptr && out.kind == kenv::Outcome::kPanic &&
         out.title.find(expect_misuse_) != std::string::npos &&
@@ -479,17 +489,23 @@ RunResult Exec::run() {
       r.ok = true;
       r.expected_misuse = true;
     }
+    // The state of the zones, for a finding only (a provoked misuse is none).
+    r.report = out.report;
+    if (!r.ok) r.report += state_report();
   };
 
   kenv::Outcome out = rt.run_on_cpu0([this] { setup(); });
   finish(out);
   if (r.ok) {
-    std::vector<std::vector<Op>> streams(h.ncpus);
-    for (const Op& op : p_.ops) streams[op.cpu].push_back(op);
+    streams_.assign(h.ncpus, {});
+    for (const Op& op : p_.ops) streams_[op.cpu].push_back(op);
     rt.spawn(0, "pagedaemon", [this] { vm_->pageout_daemon(&inflight_); }, /*daemon=*/true);
     rt.spawn(h.ncpus - 1, "kmpoller", [this] {
       for (;;) {
-        while (poll_kicks_ == 0) kenv::tsleep_idle(&poll_chan_, "kmpoll", 0);
+        while (poll_kicks_ == 0) {
+          kenv::tsleep_idle(&poll_chan_, "kmpoll", 0);
+          if (kenv::kthread_should_stop()) return;
+        }
         poll_kicks_ = 0;
         Busy busy(this);
         b_->poll();
@@ -497,7 +513,7 @@ RunResult Exec::run() {
     }, /*daemon=*/true);
     for (int cpu = 0; cpu < h.ncpus; cpu++)
       rt.spawn(cpu, "cpu" + std::to_string(cpu),
-               [this, cpu, ops = streams[cpu]] { cpu_stream(cpu, ops); });
+               [this, cpu] { cpu_stream(cpu, streams_[cpu]); });
     out = rt.run();
     finish(out);
     r.trace = rt.trace();

@@ -171,7 +171,7 @@ void Oracle::check_zone(int zone, bool compare_inuse, bool deep) {
   if (!problems.empty())
     kenv::check_failed("slab-consistency", "zone %s: %s", z.name.c_str(), problems[0].c_str());
   if (compare_inuse) {
-    ZoneStats st = b_.stats(z.handle);
+    ZoneStats st = b_.counters(z.handle);
     if (st.inuse != z.live)
       kenv::check_failed("stats-mismatch", "zone %s: allocator counts %llu live objects, shadow %zu",
                          z.name.c_str(), static_cast<unsigned long long>(st.inuse), z.live);

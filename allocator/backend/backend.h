@@ -61,6 +61,9 @@ class Backend {
   virtual void drain_cpu(void* /*zone*/) {}
   virtual int poll() { return 0; }  // retire surplus memory; returns units retired
   virtual ZoneStats stats(void* zone) = 0;
+  // stats() but for reserve_objects, which may be left 0: a backend may need a lock
+  // for it that the rest does without (checkers read these around every allocation).
+  virtual ZoneStats counters(void* zone) { return stats(zone); }
   // Changes whenever the zone's state may have: a checker skips a zone whose activity
   // is what it was at the last check. By default a digest of the statistics.
   virtual uint64_t activity(void* zone);

@@ -30,8 +30,9 @@ class KmallocObjBackend final : public Backend {
   }
   void drain_cpu(void* zone) override { kmalloc_obj_drain_cpu(Z(zone)); }
   int poll() override { return kmalloc_obj_poll_all(); }
-  ZoneStats stats(void* zone) override {
-    kmalloc_zone_stats k = kmalloc_obj_stats(Z(zone));
+  ZoneStats stats(void* zone) override { return convert(kmalloc_obj_stats(Z(zone))); }
+  ZoneStats counters(void* zone) override { return convert(kmalloc_obj_counters(Z(zone))); }
+  static ZoneStats convert(const kmalloc_zone_stats& k) {
     ZoneStats s;
     s.allocs = k.allocs;
     s.frees = k.frees;

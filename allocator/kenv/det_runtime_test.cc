@@ -255,6 +255,31 @@ TEST(DetRuntime, DaemonsDoNotKeepARunAlive) {
   EXPECT_TRUE(o.ok()) << o.title;
 }
 
+// At the end of a run a daemon in its idle wait is asked to stop and returns by
+// itself: what follows its loop runs (no unwinding).
+TEST(DetRuntime, DaemonAskedToStopReturnsByItself) {
+  Runtime rt(Config(2, 5));
+  int chan = 0;
+  int served = 0;
+  bool returned = false;
+  rt.spawn(1, "daemon", [&] {
+    for (;;) {
+      tsleep_idle(&chan, "idle", 0);
+      if (kthread_should_stop()) break;
+      served++;
+    }
+    returned = true;
+  }, /*daemon=*/true);
+  rt.spawn(0, "client", [&] {
+    wakeup(&chan);
+    preempt_point();
+  });
+  Outcome o = rt.run();
+  EXPECT_TRUE(o.ok()) << o.title;
+  EXPECT_TRUE(returned);
+  EXPECT_LE(served, 1);
+}
+
 TEST(DetRuntime, ADaemonStuckOutsideItsIdleWaitIsADeadlock) {
   Runtime rt(Config(1, 5));
   int chan = 0;

@@ -97,8 +97,15 @@ Fiber::~Fiber() {
   }
   if (t_stacks.free.size() < 64) {
 #ifdef SLABFUZZ_HAVE_ASAN
-    // The old frames' poisoning must not follow the stack into its next life.
-    ASAN_UNPOISON_MEMORY_REGION(stack_ + 4096, stack_size_);
+    // The old frames' poisoning must not follow the stack into its next life. Frames
+    // that returned unpoisoned themselves, and a throw unpoisons the whole stack
+    // (ASan's __cxa_throw hook): what can be left is above the last saved stack
+    // pointer (the frames of a fiber that ended, or was never started), plus the
+    // red zone below it.
+    char* bottom = stack_ + 4096;
+    char* low = static_cast<char*>(sp_) - 256;
+    if (low < bottom || low > bottom + stack_size_) low = bottom;
+    ASAN_UNPOISON_MEMORY_REGION(low, static_cast<size_t>(bottom + stack_size_ - low));
 #endif
     t_stacks.free.push_back(stack_);
   } else {

@@ -68,6 +68,7 @@ struct thread {
 	int td_nosleep;		/* nonzero: inside a no-block scope (M_NOWAIT path) */
 	int td_kmdepth;		/* nesting of allocator slow paths (recursion bound) */
 	int td_idle;		/* a daemon in its idle wait (tsleep_idle) */
+	int td_stop;		/* the run is over: a daemon should return (kthread_should_stop) */
 	const char *td_name;
 	const char *td_wmesg;	/* what it waits for, while it waits */
 	const void *td_wchan;
@@ -119,6 +120,10 @@ inline int tsleep_idle(const void *chan, const char *wmesg, int timo)
 	td->td_idle = 0;
 	return r;
 }
+/* After its idle wait: the run is over and the daemon should return (the deterministic
+ * runtime asks; a daemon that does not look runs its loop once more and is unwound in
+ * its next idle wait). */
+inline bool kthread_should_stop() { return curthread_tls->td_stop != 0; }
 /* Counts a step of progress for the watchdog (threaded) and the trace (det). */
 void rt_progress(void);
 

@@ -99,7 +99,9 @@ KENV_NO_COVERAGE void arena_reset()
 		a.owner[i] = nullptr;
 		a.npages[i] = 0;
 	}
-	if (a.high_water)
+	/* A page goes back poisoned when it is freed: only what a failed run left in use
+	 * needs poisoning here (16 KiB of shadow a chunk, twice a run otherwise). */
+	if (a.high_water && g_ps.chunks_in_use > 0)
 		PS_POISON(a.base, ((a.high_water + CHUNK_PAGES - 1) / CHUNK_PAGES) * ARENA_CHUNK);
 	a.high_water = 0;
 	a.free_pages.clear();

@@ -310,8 +310,10 @@ inline void kmo_fill_free(void *obj, size_t size)
 kmalloc_slab *kmo_slab_init(void *chunk, kmalloc_zone *zone, uint32_t flags)
 {
 	auto *slab = static_cast<kmalloc_slab *>(chunk);
-	KMO_UNPOISON(chunk, KMALLOC_SLAB_SIZE);
 	size_t n = zone->ncount;
+	/* The chunk comes addressable (from the page source, or boot memory); its objects
+	 * are poisoned below, and the header never is. */
+	KMO_UNPOISON(chunk, kmo_header_size(n));
 	slab->magic = KMSLAB_MAGIC;
 	slab->flags = flags;
 	slab->next = nullptr;
@@ -479,7 +481,7 @@ void kmem_slab_free(kmalloc_zone *zone, kmalloc_slab *slab)
 	slab->magic = 0;
 	zone->slabs.fetch_sub(1);
 	zone->slabs_freed.fetch_add(1);
-	KMO_UNPOISON(slab, KMALLOC_SLAB_SIZE);
+	/* Goes back poisoned as it is: the page source poisons what it takes back. */
 	if (kmo_hooks != nullptr)
 		kmo_hooks->unmap(zone, slab, cookie);
 	kenv::vm_chunk_free(slab, KMALLOC_SLAB_PAGES);
@@ -1004,7 +1006,7 @@ int kmalloc_obj_poll_all(void)
 
 void kmalloc_destroy_obj(struct kmalloc_zone *zone)
 {
-	kmalloc_zone_stats st = kmalloc_obj_stats(zone);
+	kmalloc_zone_stats st = kmalloc_obj_counters(zone);
 	if (st.inuse != 0)
 		panic("kmalloc_destroy_obj: zone %s has %llu live objects", zone->name,
 		      static_cast<unsigned long long>(st.inuse));
@@ -1081,7 +1083,7 @@ KENV_CHECKER uint64_t kmalloc_obj_activity(const struct kmalloc_zone *zone)
 	return h | 1;	/* never 0: 0 means "never checked" to callers */
 }
 
-KENV_CHECKER struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone)
+KENV_CHECKER struct kmalloc_zone_stats kmalloc_obj_counters(const struct kmalloc_zone *zone)
 {
 	kmalloc_zone_stats st{};
 	st.name = zone->name;
@@ -1107,6 +1109,16 @@ KENV_CHECKER struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zo
 	st.slabs_freed = zone->slabs_freed.load();
 	st.reserve_target = static_cast<uint64_t>(zone->reserve);
 	st.reserve_level = zone->nfull.load();
+	st.reserve_dips = zone->dips.load();
+	st.refills_tried = zone->refills_tried.load();
+	st.refills_failed = zone->refills_failed.load();
+	st.failed_allocs = zone->failed_allocs.load();
+	return st;
+}
+
+KENV_CHECKER struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone)
+{
+	kmalloc_zone_stats st = kmalloc_obj_counters(zone);
 	/* The shared reserve slab changes under the zone lock (from a kernel thread, take
 	 * it; a driver reading between runs needs none). */
 	bool locked = kenv::curthread() != nullptr;
@@ -1115,10 +1127,6 @@ KENV_CHECKER struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zo
 	st.reserve_objects = zone->rsv_slab != nullptr ? kmo_nfree(zone->rsv_slab) : 0;
 	if (locked)
 		spin_unlock(const_cast<kenv::spinlock *>(&zone->spin));
-	st.reserve_dips = zone->dips.load();
-	st.refills_tried = zone->refills_tried.load();
-	st.refills_failed = zone->refills_failed.load();
-	st.failed_allocs = zone->failed_allocs.load();
 	return st;
 }
 
@@ -1268,7 +1276,7 @@ KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zon
 	for (size_t i = 1; i < seen.size(); i++)
 		if (seen[i] == seen[i - 1])
 			bad("slab %p is on two lists", static_cast<const void *>(seen[i]));
-	kmalloc_zone_stats st = kmalloc_obj_stats(zone);
+	kmalloc_zone_stats st = kmalloc_obj_counters(zone);
 	if (nfull != zone->nfull)
 		bad("zone %s: full list has %zu slabs, counter says %zu", zone->name, nfull, zone->nfull.load());
 	if (slabs != st.slabs)

@@ -88,6 +88,9 @@ int kmalloc_obj_poll(struct kmalloc_zone *zone);
 int kmalloc_obj_poll_all(void);
 
 struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone);
+/* The same without the zone lock, and so without reserve_objects (left 0): for
+ * checkers that read the counters around every allocation. */
+struct kmalloc_zone_stats kmalloc_obj_counters(const struct kmalloc_zone *zone);
 /* A number that changes whenever the zone allocates, frees, or gains, loses or moves a
  * slab to or from its full list: cheap (no lock), for checkers that skip a zone nobody
  * touched since they last looked. */

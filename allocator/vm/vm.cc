@@ -308,6 +308,7 @@ void Vm::pageout_daemon(int* busy) {
     // Asked again while working: look again rather than sleep through it.
     if (kenv::vm_pageout_requests() != asked) continue;
     kenv::tsleep_idle(kenv::vm_pageout_chan(), "pgdaemon", 0);
+    if (kenv::kthread_should_stop()) return;
   }
 }
 
