@@ -51,7 +51,7 @@ alignas(64) char g_foreign[256];
 class Exec {
  public:
   Exec(Program p, const HarnessOptions& o)
-      : p_(std::move(p)), o_(o), b_(make_backend(backend_names()[p.header.backend % backend_names().size()])),
+      : p_(std::move(p)), o_(o), b_(make_backend(backend_names()[p_.header.backend % backend_names().size()])),
         oracle_(*b_) {}
 
   RunResult run();
@@ -176,7 +176,12 @@ void* Exec::alloc(int cpu, int zone, int flags) {
 }
 
 std::function<void()> Exec::interrupt_handler(int target, int z, int count) {
-  return [this, target, z, count] {
+  // Packed, so that the closure fits std::function's own storage (no allocation).
+  uint32_t args = static_cast<uint32_t>(target) | static_cast<uint32_t>(z) << 8 |
+                  static_cast<uint32_t>(count) << 16;
+  return [this, args] {
+    int target = static_cast<int>(args & 0xff), z = static_cast<int>(args >> 8 & 0xff);
+    int count = static_cast<int>(args >> 16);
     Busy ibusy(this);
     for (int k = 0; k < count && zone_ok(z); k++) {
       if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap[z]) return;

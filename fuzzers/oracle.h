@@ -30,7 +30,12 @@ struct LiveObject {
 
 class Oracle {
  public:
-  explicit Oracle(Backend& backend) : b_(backend) {}
+  explicit Oracle(Backend& backend) : b_(backend) {
+    // Room for what a typical program holds (a fuzzer builds an oracle per input).
+    zones_.reserve(8);
+    live_.reserve(256);
+    by_addr_.reserve(256);
+  }
 
   // Zone slot `zone` is the backend zone `handle` with objects of `size` bytes.
   void set_zone(int zone, void* handle, size_t size, const std::string& name);

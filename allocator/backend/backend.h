@@ -86,7 +86,7 @@ std::unique_ptr<Backend> make_kmalloc_backend();
 // Backends by name (backend_names(): "kmalloc_obj", "zalloc", "objcache", "kmalloc");
 // nullptr for an unknown name.
 std::unique_ptr<Backend> make_backend(std::string_view name);
-std::vector<std::string> backend_names();
+const std::vector<std::string>& backend_names();
 
 }  // namespace slabfuzz
 

@@ -32,8 +32,9 @@ std::unique_ptr<Backend> make_backend(std::string_view name) {
   return nullptr;
 }
 
-std::vector<std::string> backend_names() {
-  return {kBackendNames.begin(), kBackendNames.end()};
+const std::vector<std::string>& backend_names() {
+  static const std::vector<std::string> names(kBackendNames.begin(), kBackendNames.end());
+  return names;
 }
 
 }  // namespace slabfuzz

@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -77,8 +78,51 @@ struct DetThread {
   int preempt_in = 0;  // > 0: preempted at the preemption point this count runs out
   uint64_t fire_at = 0;  // an armed interrupt: runs once its CPU has made this many steps
   std::function<void()> fn;
-  std::unique_ptr<Fiber> fiber;
+  std::optional<Fiber> fiber;  // from its first run to its end
 };
+
+// Finished threads' descriptors, for the next ones (a fuzzer creates a handful per
+// input, thousands of times a second); per OS thread, as runtimes are.
+thread_local std::vector<std::unique_ptr<DetThread>> t_spare_threads;
+
+std::unique_ptr<DetThread> new_thread() {
+  if (t_spare_threads.empty()) return std::make_unique<DetThread>();
+  std::unique_ptr<DetThread> t = std::move(t_spare_threads.back());
+  t_spare_threads.pop_back();
+  return t;
+}
+
+// Keeps t (finished, or never started) for reuse, as a fresh descriptor.
+void recycle_thread(std::unique_ptr<DetThread> t) {
+  if (t_spare_threads.size() >= 64) return;
+  t->fiber.reset();
+  t->fn = nullptr;
+  t->td = thread{};
+  t->name.clear();
+  t->cpu = 0;
+  t->daemon = t->intr = t->started = false;
+  t->state = DetThread::kRunnable;
+  t->wchan = nullptr;
+  t->spin_wait = nullptr;
+  t->prio = 0;
+  t->seq = 0;
+  t->yielded_at = UINT64_MAX;
+  t->preempt_in = 0;
+  t->fire_at = 0;
+  t_spare_threads.push_back(std::move(t));
+}
+
+// Removes the finished threads from `threads` (keeping the others' order), but `keep`.
+void drop_finished(std::vector<std::unique_ptr<DetThread>>& threads, const DetThread* keep) {
+  size_t j = 0;
+  for (size_t i = 0; i < threads.size(); i++) {
+    if (threads[i]->state == DetThread::kDone && threads[i].get() != keep)
+      recycle_thread(std::move(threads[i]));
+    else
+      threads[j++] = std::move(threads[i]);
+  }
+  threads.resize(j);
+}
 
 // Scheduling decisions: the configured bytes first, then splitmix64 from the seed.
 class Decisions {
@@ -161,7 +205,7 @@ class Runtime::Impl {
               cfg.ncpus);
       exit(2);
     }
-    auto t = std::make_unique<DetThread>();
+    std::unique_ptr<DetThread> t = new_thread();
     t->name = std::move(name);
     t->cpu = cpu;
     t->daemon = daemon;
@@ -231,7 +275,7 @@ class Runtime::Impl {
       sched_feature(site, kInterruptedHere);
     else if (t->td.td_critcount > 0)
       sched_feature(site, kParkedInCrit);
-    Fiber::Switch(t->fiber.get(), main.get());
+    Fiber::Switch(&*t->fiber, main.get());
     // Resumed by the scheduler.
     if (killing) throw FiberKilled{};
   }
@@ -245,7 +289,7 @@ class Runtime::Impl {
     }
     t->state = DetThread::kDone;
     rt->update_pin(t);
-    Fiber::SwitchFinal(t->fiber.get(), rt->main.get());
+    Fiber::SwitchFinal(&*t->fiber, rt->main.get());
   }
 
   static Impl* current_impl();
@@ -254,10 +298,10 @@ class Runtime::Impl {
     if (t != cur) switches++;
     cur = t;
     curthread_tls = &t->td;
-    if (!t->fiber) t->fiber = std::make_unique<Fiber>(&Impl::entry, t, kStackSize);
+    if (!t->fiber) t->fiber.emplace(&Impl::entry, t, kStackSize);
     t->started = true;
     note([&] { return "run " + t->name + "@cpu" + std::to_string(t->cpu); });
-    Fiber::Switch(main.get(), t->fiber.get());
+    Fiber::Switch(main.get(), &*t->fiber);
     curthread_tls = nullptr;
     cur = nullptr;
     if (t->state == DetThread::kDone) {
@@ -355,9 +399,7 @@ class Runtime::Impl {
       pin[t->cpu] = nullptr;
     }
     killing = false;
-    std::erase_if(threads, [](const std::unique_ptr<DetThread>& t) {
-      return t->state == DetThread::kDone;
-    });
+    drop_finished(threads, nullptr);
     ndone = 0;
     outcome.steps = steps;
     outcome.switches = switches;
@@ -367,9 +409,7 @@ class Runtime::Impl {
   // Forgets finished threads (but the solo one, which run_on_cpu0 still refers to); the
   // order of the others, which wakeup() and ties follow, is kept.
   void drop_done() {
-    std::erase_if(threads, [this](const std::unique_ptr<DetThread>& t) {
-      return t->state == DetThread::kDone && t.get() != solo;
-    });
+    drop_finished(threads, solo);
     ndone = 0;
   }
 
@@ -510,7 +550,7 @@ void rt_spinwait() {
   DetThread* other = rt->pick();
   if (other == nullptr || other == t) return;
   rt->next_pick = other;
-  Fiber::Switch(t->fiber.get(), rt->main.get());
+  Fiber::Switch(&*t->fiber, rt->main.get());
   if (rt->killing) throw FiberKilled{};
 }
 

@@ -1004,6 +1004,34 @@ int kmalloc_obj_poll_all(void)
 	return n;
 }
 
+/* Calls fn(slab) for every slab of the zone, wherever it is (active, alternate, a CPU's
+ * partial or empty list, the full list, the reserve slab, the spent list); fn may free
+ * the slab it is given. */
+template <class Fn>
+static void kmo_foreach_slab(kmalloc_zone *zone, Fn &&fn)
+{
+	auto each = [&fn](kmalloc_slab *s) {
+		while (s != nullptr) {
+			kmalloc_slab *next = s->next;
+			fn(s);
+			s = next;
+		}
+	};
+	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
+		kmalloc_pcpu *pc = &zone->pcpu[cpu];
+		if (pc->active)
+			fn(pc->active);
+		if (pc->alternate)
+			fn(pc->alternate);
+		each(pc->partial);
+		each(pc->empty);
+	}
+	each(zone->full);
+	each(zone->rsv_spent);
+	if (zone->rsv_slab)
+		fn(zone->rsv_slab);
+}
+
 void kmalloc_destroy_obj(struct kmalloc_zone *zone)
 {
 	kmalloc_zone_stats st = kmalloc_obj_counters(zone);
@@ -1024,28 +1052,12 @@ void kmalloc_destroy_obj(struct kmalloc_zone *zone)
 		kenv::cpu_spinwait();
 	for (auto &pc : zone->pcpu)	/* quiescent: every CPU's magazine back to its slabs */
 		kmo_mag_flush(&pc, pc.mag_n);
-	std::vector<kmalloc_slab *> all;
-	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
-		kmalloc_pcpu *pc = &zone->pcpu[cpu];
-		for (kmalloc_slab *s : {pc->active, pc->alternate})
-			if (s)
-				all.push_back(s);
-		for (kmalloc_slab *head : {pc->partial, pc->empty})
-			for (kmalloc_slab *s = head; s; s = s->next)
-				all.push_back(s);
-	}
-	for (kmalloc_slab *s = zone->full; s; s = s->next)
-		all.push_back(s);
-	for (kmalloc_slab *s = zone->rsv_spent; s; s = s->next)
-		all.push_back(s);
-	if (zone->rsv_slab)
-		all.push_back(zone->rsv_slab);
-	for (kmalloc_slab *s : all) {
+	kmo_foreach_slab(zone, [zone](kmalloc_slab *s) {
 		if (kmo_nfree(s) != s->ncount)
 			panic("kmalloc_destroy_obj: zone %s: slab %p still has live objects",
 			      zone->name, static_cast<void *>(s));
-	}
-	for (kmalloc_slab *s : all) {
+	});
+	kmo_foreach_slab(zone, [zone](kmalloc_slab *s) {
 		if (s->flags & KMSLAB_BOOT) {
 			/* Boot memory goes back to its owner, never to the page source. */
 			kmo_unregister(s);
@@ -1054,7 +1066,7 @@ void kmalloc_destroy_obj(struct kmalloc_zone *zone)
 		} else {
 			kmem_slab_free(zone, s);
 		}
-	}
+	});
 	if (kthread)
 		spin_lock(&kmo_zones_spin);
 	for (kmalloc_zone **pp = &kmo_zones; *pp; pp = &(*pp)->next_zone) {

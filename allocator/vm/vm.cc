@@ -140,6 +140,8 @@ void Vm::unmap_slab(void* cookie) {
 
 void Vm::bootstrap() {
   // Kernel page tables and the kernel map need entries before any page can be had.
+  kernel_entries_pv_.reserve(static_cast<size_t>(o_.bootstrap_pv));
+  kernel_entries_map_.reserve(static_cast<size_t>(o_.bootstrap_map));
   for (int i = 0; i < o_.bootstrap_pv; i++) kernel_entries_pv_.push_back(b_.alloc(pv_, M_WAITOK));
   for (int i = 0; i < o_.bootstrap_map; i++)
     kernel_entries_map_.push_back(b_.alloc(map_, M_WAITOK));
