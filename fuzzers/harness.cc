@@ -141,31 +141,35 @@ void* Exec::alloc(int cpu, int zone, int flags) {
   // reserve exists and the VM is up: elsewhere they cost a fuzzer its speed).
   bool reserve_checks =
       b_->has_reserve() && kenv::current_boot_phase() >= kenv::boot_phase::VM_READY;
-  // The reserve slab's free objects matter only to a reserve allocation (and may cost
-  // the backend a lock): the others read the counters alone.
-  bool reserve_alloc = flags & M_USE_RESERVE;
-  auto probe = [&] { return reserve_alloc ? b_->stats(h) : b_->counters(h); };
   ZoneStats before;
-  if (reserve_checks) before = probe();
+  if (reserve_checks) before = b_->counters(h);
   void* obj = b_->alloc(h, flags);
   ZoneStats after;
-  if (reserve_checks) after = probe();
+  if (reserve_checks) after = b_->counters(h);
   // Alone: no other operation, thread, interrupt or daemon (the pageout daemon, the
   // VM's own allocations) allocated or freed in the zone while this call ran.
   bool alone = after.allocs + after.frees == before.allocs + before.frees + (obj ? 1 : 0);
   if (alone && reserve_checks) {
-    // Spares there all along, before and after: a spare the poller brought to the
-    // zone while the call ran (from another CPU's lists) may rightly have been missed.
+    // A failed reserve allocation with spares there all along, before and after (a
+    // spare the poller brought to the zone while the call ran, from another CPU's
+    // lists, may rightly have been missed), or with objects left in the reserve slab.
+    // Those objects (read under the zone lock, so only now) were there all along:
+    // with no allocation or free in the zone and no dip, the reserve slab is the one
+    // it was, holding what it held.
     if (obj == nullptr && (flags & M_USE_RESERVE) &&
-        (std::min(before.reserve_level, after.reserve_level) > 0 ||
-         std::min(before.reserve_objects, after.reserve_objects) > 0) &&
-        after.refills_tried == before.refills_tried)
-      kenv::check_failed("reserve-guarantee",
-                         "zone %s: a system allocation failed with %llu spare slabs and %llu "
-                         "reserve objects left",
-                         oracle_.zone_name(zone).c_str(),
-                         static_cast<unsigned long long>(after.reserve_level),
-                         static_cast<unsigned long long>(after.reserve_objects));
+        after.refills_tried == before.refills_tried) {
+      ZoneStats full = b_->stats(h);
+      bool spares = std::min(before.reserve_level, after.reserve_level) > 0;
+      bool objects = full.reserve_objects > 0 && full.reserve_dips == before.reserve_dips &&
+                     full.allocs + full.frees == after.allocs + after.frees;
+      if (spares || objects)
+        kenv::check_failed("reserve-guarantee",
+                           "zone %s: a system allocation failed with %llu spare slabs and %llu "
+                           "reserve objects left",
+                           oracle_.zone_name(zone).c_str(),
+                           static_cast<unsigned long long>(after.reserve_level),
+                           static_cast<unsigned long long>(full.reserve_objects));
+    }
     if (!(flags & M_USE_RESERVE) && after.reserve_dips > before.reserve_dips)
       kenv::check_failed("reserve-taken", "zone %s: an ordinary allocation took a spare slab",
                          oracle_.zone_name(zone).c_str());
