@@ -507,6 +507,9 @@ RunResult Exec::run() {
   finish(out);
   if (r.ok) {
     streams_.assign(h.ncpus, {});
+    size_t per_cpu[kMaxCpus] = {};
+    for (const Op& op : p_.ops) per_cpu[op.cpu]++;
+    for (int cpu = 0; cpu < h.ncpus; cpu++) streams_[cpu].reserve(per_cpu[cpu]);
     for (const Op& op : p_.ops) streams_[op.cpu].push_back(op);
     rt.spawn(0, "pagedaemon", [this] { vm_->pageout_daemon(&inflight_); }, /*daemon=*/true);
     rt.spawn(h.ncpus - 1, "kmpoller", [this] {

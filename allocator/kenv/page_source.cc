@@ -207,7 +207,7 @@ void page_source_init(const PageSourceConfig &cfg)
 }
 
 void *vm_chunk_alloc(size_t npages, size_t align, vm_tier tier, bool canwait,
-		     const char *owner)
+		     const char *owner, bool poisoned)
 {
 	for (;;) {
 		if (current_boot_phase() == boot_phase::EARLY) {
@@ -234,7 +234,8 @@ void *vm_chunk_alloc(size_t npages, size_t align, vm_tier tier, bool canwait,
 			g_ps.pages_in_use += npages;
 			spin_unlock(&g_ps.spin);
 			void *p = g_ps.arena.base + static_cast<size_t>(page) * PAGE_SIZE;
-			PS_UNPOISON(p, npages * PAGE_SIZE);
+			if (!poisoned)
+				PS_UNPOISON(p, npages * PAGE_SIZE);
 			return p;
 		}
 		if (injected)
@@ -250,7 +251,7 @@ void *vm_chunk_alloc(size_t npages, size_t align, vm_tier tier, bool canwait,
 	}
 }
 
-void vm_chunk_free(void *chunk, size_t npages)
+void vm_chunk_free(void *chunk, size_t npages, bool poisoned)
 {
 	Arena &a = g_ps.arena;
 	auto off = reinterpret_cast<uintptr_t>(chunk) - reinterpret_cast<uintptr_t>(a.base);
@@ -270,7 +271,8 @@ void vm_chunk_free(void *chunk, size_t npages)
 		a.free_chunks.push_back(static_cast<uint32_t>(page / CHUNK_PAGES));
 	g_ps.chunks_in_use--;
 	g_ps.pages_in_use -= npages;
-	PS_POISON(chunk, npages == 1 ? PAGE_SIZE : ARENA_CHUNK);
+	if (!poisoned)
+		PS_POISON(chunk, npages == 1 ? PAGE_SIZE : ARENA_CHUNK);
 	g_ps.free += npages;
 	g_ps.free_gen.fetch_add(1, std::memory_order_relaxed);
 	if (g_ps.free >= g_ps.wanted.load(std::memory_order_relaxed))

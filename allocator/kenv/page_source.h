@@ -35,10 +35,14 @@ enum vm_tier : int {
 	VM_TIER_INTERRUPT = 2,
 };
 
-/* Allocates npages contiguous pages aligned to align bytes; NULL if it may not wait. */
+/* Allocates npages contiguous pages aligned to align bytes; NULL if it may not wait.
+ * Under ASan a chunk comes addressable, or, with poisoned, still poisoned (the caller
+ * unpoisons what it uses: a slab allocator that poisons its free objects anyway saves
+ * writing the chunk's shadow twice). */
 void *vm_chunk_alloc(size_t npages, size_t align, vm_tier tier, bool canwait,
-		     const char *owner);
-void vm_chunk_free(void *chunk, size_t npages);
+		     const char *owner, bool poisoned = false);
+/* Returns a chunk; poisoned: the caller has poisoned all of it already. */
+void vm_chunk_free(void *chunk, size_t npages, bool poisoned = false);
 /* Wake the pageout daemon and sleep until pages are freed (or a short timeout). */
 void vm_wait(const char *wmesg);
 /* The same, unless pages were freed since generation gen (no lost wakeup). */

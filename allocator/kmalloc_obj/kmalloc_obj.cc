@@ -311,8 +311,9 @@ kmalloc_slab *kmo_slab_init(void *chunk, kmalloc_zone *zone, uint32_t flags)
 {
 	auto *slab = static_cast<kmalloc_slab *>(chunk);
 	size_t n = zone->ncount;
-	/* The chunk comes addressable (from the page source, or boot memory); its objects
-	 * are poisoned below, and the header never is. */
+	/* A chunk from the page source comes poisoned (see kmem_slab_alloc), boot memory
+	 * addressable: the header is made addressable (it never is poisoned while the slab
+	 * lives), boot memory's objects poisoned below. */
 	KMO_UNPOISON(chunk, kmo_header_size(n));
 	slab->magic = KMSLAB_MAGIC;
 	slab->flags = flags;
@@ -339,7 +340,8 @@ kmalloc_slab *kmo_slab_init(void *chunk, kmalloc_zone *zone, uint32_t flags)
 	 * frees never outnumber allocations. */
 	/* Objects not yet handed out carry no fill pattern: kmo_prepare() checks the
 	 * pattern only on objects that went through a free (see kmo_take). */
-	KMO_POISON(reinterpret_cast<void *>(slab->base), n * zone->objsize);
+	if (flags & KMSLAB_BOOT)
+		KMO_POISON(reinterpret_cast<void *>(slab->base), n * zone->objsize);
 #ifdef SLABFUZZ_BUG_SLAB_COUNT_OFF_BY_ONE
 	/* zoo: the slab is initialised as if the last object fitted */
 	memset(reinterpret_cast<void *>(slab->base), 0, n * zone->objsize);
@@ -458,13 +460,16 @@ kmalloc_slab *kmem_slab_alloc(kmalloc_zone *zone, int flags)
 	if (!(flags & M_USE_INTERRUPT_RESERVE))
 		canwait = true;
 #endif
+	/* Poisoned as it comes (ASan): its objects stay so until handed out, and the
+	 * space past the last object for good. */
 	void *chunk = kenv::vm_chunk_alloc(KMALLOC_SLAB_PAGES, KMALLOC_SLAB_SIZE,
-					   kenv::malloc_flags_tier(flags), canwait, zone->name);
+					   kenv::malloc_flags_tier(flags), canwait, zone->name,
+					   /*poisoned=*/true);
 	if (chunk == nullptr)
 		return nullptr;
 	void *cookie = nullptr;
 	if (kmo_hooks != nullptr && !kmo_hooks->map(zone, chunk, flags, &cookie)) {
-		kenv::vm_chunk_free(chunk, KMALLOC_SLAB_PAGES);
+		kenv::vm_chunk_free(chunk, KMALLOC_SLAB_PAGES, /*poisoned=*/true);
 		return nullptr;
 	}
 	kmalloc_slab *slab = kmo_slab_init(chunk, zone, 0);
@@ -481,10 +486,12 @@ void kmem_slab_free(kmalloc_zone *zone, kmalloc_slab *slab)
 	slab->magic = 0;
 	zone->slabs.fetch_sub(1);
 	zone->slabs_freed.fetch_add(1);
-	/* Goes back poisoned as it is: the page source poisons what it takes back. */
 	if (kmo_hooks != nullptr)
 		kmo_hooks->unmap(zone, slab, cookie);
-	kenv::vm_chunk_free(slab, KMALLOC_SLAB_PAGES);
+	/* Every object is free, and so poisoned, as is the space past the last one: with
+	 * the header, the whole chunk goes back poisoned. */
+	KMO_POISON(slab, kmo_header_size(slab->ncount));
+	kenv::vm_chunk_free(slab, KMALLOC_SLAB_PAGES, /*poisoned=*/true);
 }
 
 /* ---- the slow path ------------------------------------------------------------------------ */
@@ -989,15 +996,24 @@ int kmalloc_obj_poll_all(void)
 	/* Each zone is pinned (pollers) while the list lock is held, so that a zone
 	 * destroyed meanwhile waits for this poll instead of freeing it under us. */
 	spin_lock(&kmo_zones_spin);
-	std::vector<kmalloc_zone *> zones;
+	/* On the stack for the usual few zones (a poll runs after many fuzzer operations);
+	 * a vector past that. */
+	kmalloc_zone *few[16];
+	size_t nz = 0;
+	std::vector<kmalloc_zone *> many;
 	for (kmalloc_zone *z = kmo_zones; z; z = z->next_zone) {
 		if (z->dying)
 			continue;
 		z->pollers.fetch_add(1, std::memory_order_acquire);
-		zones.push_back(z);
+		if (nz < 16)
+			few[nz] = z;
+		else
+			many.push_back(z);
+		nz++;
 	}
 	spin_unlock(&kmo_zones_spin);
-	for (kmalloc_zone *z : zones) {
+	for (size_t i = 0; i < nz; i++) {
+		kmalloc_zone *z = i < 16 ? few[i] : many[i - 16];
 		n += kmalloc_obj_poll(z);
 		z->pollers.fetch_sub(1, std::memory_order_release);
 	}
