@@ -67,6 +67,7 @@ class Exec {
   void misuse(int cpu, const Op& op);
   // An interrupt's work: count M_INTNOWAIT allocations from zone on CPU target.
   std::function<void()> interrupt_handler(int target, int zone, int count);
+  std::function<void()> tick_handler(int cpu);
   std::string state_report();
   bool zone_ok(int z) const { return z >= 0 && z < kMaxZones && alive_[z]; }
   int test_zone(int i) const { return kVmZones + i; }
@@ -93,6 +94,8 @@ class Exec {
   uint64_t checked_at_[kMaxZones] = {};  // activity fingerprint at the last full check
   const char* expect_misuse_ = nullptr;
   int poll_kicks_ = 0;
+  int streams_done_ = 0;       // CPUs whose operation stream has ended
+  int ticks_[kMaxCpus] = {};   // clock interrupts so far, per CPU
   char poll_chan_ = 0;
 };
 
@@ -177,6 +180,19 @@ void* Exec::alloc(int cpu, int zone, int flags) {
   if (obj != nullptr) oracle_.on_alloc(zone, obj, flags, cpu);
   zone_busy_[zone]--;
   return obj;
+}
+
+// The clock interrupt of CPU cpu (header tick): allocates, then arms the next tick,
+// while the CPUs' operation streams run and at most kMaxTicks times (a tick that
+// fires because nothing else can run must not keep a stuck run going).
+std::function<void()> Exec::tick_handler(int cpu) {
+  return [this, cpu] {
+    // Its callouts allocate once the VM is up.
+    if (kenv::current_boot_phase() >= kenv::boot_phase::VM_READY)
+      interrupt_handler(cpu, p_.header.tick_zone() % p_.num_zones(), kTickAllocs)();
+    if (streams_done_ < p_.header.ncpus && ++ticks_[cpu] < kMaxTicks)
+      rt_->post_interrupt_after(cpu, p_.header.tick_period(), tick_handler(cpu));
+  };
 }
 
 std::function<void()> Exec::interrupt_handler(int target, int z, int count) {
@@ -375,6 +391,16 @@ void Exec::exec(int cpu, const Op& op) {
     case OpCode::kPreempt:
       rt_->preempt_after(op.b + 1);
       return;
+    case OpCode::kFreeSome: {
+      // Oldest first, as a cache that shrinks gives back what it took first; another
+      // CPU may free some of them meanwhile.
+      int z = op.a % nz;
+      for (uintptr_t addr : oracle_.oldest(z, op.b + 1u)) {
+        long i = oracle_.index_of(reinterpret_cast<void*>(addr));
+        if (i >= 0) free_live(static_cast<size_t>(i));
+      }
+      return;
+    }
     case OpCode::kNumOps:
       return;
   }
@@ -410,6 +436,7 @@ void Exec::cpu_stream(int cpu, const std::vector<Op>& ops) {
     kenv::preempt_point();
     if (inflight_ == 0) quiescent_check(++quiescent_ops_ % o_.check_every == 0);
   }
+  streams_done_++;
   if (cpu == 0 && kenv::current_boot_phase() < kenv::boot_phase::RUNNING)
     kenv::boot_advance(kenv::boot_phase::RUNNING);
   kenv::wakeup(&alive_);
@@ -526,6 +553,9 @@ RunResult Exec::run() {
     for (int cpu = 0; cpu < h.ncpus; cpu++)
       rt.spawn(cpu, "cpu" + std::to_string(cpu),
                [this, cpu] { cpu_stream(cpu, streams_[cpu]); });
+    if (h.tick_period() != 0)
+      for (int cpu = 0; cpu < h.ncpus; cpu++)
+        rt.post_interrupt_after(cpu, h.tick_period(), tick_handler(cpu));
     out = rt.run();
     finish(out);
     r.trace = rt.trace();

@@ -21,7 +21,7 @@ const Weighted kWeights[] = {
     {OpCode::kVmUnmap, 3},     {OpCode::kPageout, 4},      {OpCode::kInterrupt, 5},
     {OpCode::kPoll, 3},        {OpCode::kDrain, 3},        {OpCode::kZoneCreate, 2},
     {OpCode::kZoneDestroy, 2}, {OpCode::kReserveChain, 3}, {OpCode::kMisuse, 1},
-    {OpCode::kPreempt, 4},     {OpCode::kTimer, 4},
+    {OpCode::kPreempt, 4},     {OpCode::kTimer, 4},        {OpCode::kFreeSome, 4},
 };
 
 OpCode random_code(Rng& rng) {
@@ -117,7 +117,8 @@ void mutate_program(Program* p, Rng& rng, size_t max_ops) {
         break;
       case 7: {  // change one header field
         Header& h = p->header;
-        switch (rng.below(8)) {
+        switch (rng.below(9)) {
+          case 8: h.tick = rng.one_in(3) ? 0 : static_cast<uint8_t>(rng.next()); break;
           case 0: h.ncpus = static_cast<uint8_t>(1 + rng.below(kMaxCpus)); break;
           case 1: h.budget = static_cast<uint8_t>(rng.next()); break;
           case 2: h.boot_slabs = static_cast<uint8_t>(rng.below(4)); break;

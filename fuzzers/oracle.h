@@ -51,6 +51,8 @@ class Oracle {
   size_t live_in_zone(int zone) const;
   // The index of the live object at addr, or -1 (another thread may have freed it).
   long index_of(const void* addr) const;
+  // The addresses of zone's k oldest live objects (first allocated first).
+  std::vector<uintptr_t> oldest(int zone, size_t k) const;
 
   // Backend invariants and counters (quiescent points only).
   void check_zone(int zone, bool compare_inuse, bool deep);

@@ -19,7 +19,7 @@ const char* const kOpNames[] = {
     "alloc",  "free",      "remote_free", "churn",     "pressure",     "fail_next",
     "relief", "boot_next", "vm_fault",    "vm_unmap",  "pageout",      "interrupt",
     "poll",   "drain",     "zone_create", "zone_destroy", "reserve_chain", "misuse",
-    "preempt", "timer",
+    "preempt", "timer", "free_some",
 };
 static_assert(sizeof(kOpNames) / sizeof(kOpNames[0]) == static_cast<size_t>(OpCode::kNumOps));
 
@@ -69,6 +69,7 @@ Fields fields_of(OpCode op) {
     case OpCode::kMisuse: return {"kind", nullptr, "handle"};
     case OpCode::kPreempt: return {nullptr, "after", nullptr};
     case OpCode::kTimer: return {"target", "after", "zone"};
+    case OpCode::kFreeSome: return {"zone", "count", nullptr};
     case OpCode::kNumOps: break;
   }
   return {nullptr, nullptr, nullptr};
@@ -90,6 +91,7 @@ void canonicalize_op(Op* op, const Header& h, int nzones) {
       break;
     case OpCode::kChurn:
     case OpCode::kReserveChain:
+    case OpCode::kFreeSome:
       op->a %= nzones;
       op->b %= 32;
       break;
@@ -157,6 +159,9 @@ void canonicalize(Program* p) {
   if (h.nzones < 1 || h.nzones > kMaxTestZones)
     h.nzones = static_cast<uint8_t>(h.nzones % kMaxTestZones + 1);
   h.zone_sizes &= static_cast<uint16_t>(0x7777u & ((1u << (4 * h.nzones)) - 1));
+  h.tick = h.tick_period() == 0
+               ? 0
+               : static_cast<uint8_t>(h.tick_zone() % p->num_zones() << 5 | h.tick_period());
   if (p->ops.size() > kMaxOps) p->ops.resize(kMaxOps);
   for (Op& op : p->ops) canonicalize_op(&op, h, p->num_zones());
 }
@@ -177,7 +182,7 @@ Program decode(std::span<const uint8_t> bytes) {
   memcpy(&h.seed, hb + 8, 4);
   h.nzones = static_cast<uint8_t>(hb[12] % kMaxTestZones + 1);
   memcpy(&h.zone_sizes, hb + 13, 2);
-  // hb[15] is reserved
+  h.tick = hb[15];
   if (bytes.size() > kHeaderSize) {
     size_t n = std::min((bytes.size() - kHeaderSize) / kRecordSize, kMaxOps);
     p.ops.resize(n);
@@ -209,6 +214,7 @@ std::vector<uint8_t> encode(const Program& p) {
   memcpy(&out[8], &h.seed, 4);
   out[12] = static_cast<uint8_t>(h.nzones - 1);
   memcpy(&out[13], &h.zone_sizes, 2);
+  out[15] = h.tick;
   for (size_t i = 0; i < p.ops.size(); i++) {
     uint8_t* r = &out[kHeaderSize + i * kRecordSize];
     const Op& op = p.ops[i];
@@ -241,6 +247,11 @@ std::string to_text(const Program& p) {
            h.reserve, h.boot == BootMode::kEarly ? "early" : "running", h.seed, h.pct_depth,
            zones.c_str());
   std::string out = buf;
+  if (h.tick_period() != 0) {  // before the newline: one config line
+    out.pop_back();
+    snprintf(buf, sizeof(buf), " tick=%d tick_zone=%d\n", h.tick_period(), h.tick_zone());
+    out += buf;
+  }
   for (const Op& op : p.ops) {
     Fields f = fields_of(op.code);
     snprintf(buf, sizeof(buf), "cpu%u %s", op.cpu, op_name(op.code));
@@ -358,9 +369,14 @@ std::optional<Program> parse_text(const std::string& text, std::string* error) {
           else if (k == "reserve" && n < 5) h.reserve = static_cast<uint8_t>(n);
           else if (k == "seed" && n <= UINT32_MAX) h.seed = static_cast<uint32_t>(n);
           else if (k == "depth" && n >= 1 && n <= 8) h.pct_depth = static_cast<uint8_t>(n);
+          else if (k == "tick" && n < 32) h.tick = static_cast<uint8_t>((h.tick & 0xe0) | n);
+          else if (k == "tick_zone" && n < 8)
+            h.tick = static_cast<uint8_t>((h.tick & 0x1f) | n << 5);
           else return fail("unknown or out-of-range config key " + k + "=" + v);
         }
       }
+      if (h.tick_period() == 0 && h.tick != 0) return fail("tick_zone needs a tick");
+      if (h.tick_zone() >= kVmZones + h.nzones) return fail("tick_zone out of range");
       continue;
     }
     if (!have_config) return fail("the config line must come first");

@@ -26,6 +26,8 @@ inline constexpr size_t kRecordSize = 8;
 inline constexpr size_t kMaxOps = 256;
 inline constexpr int kMaxCpus = 4;
 inline constexpr int kMaxTestZones = 4;
+inline constexpr int kMaxTicks = 64;     // clock interrupts per CPU and run, at most
+inline constexpr int kTickAllocs = 4;    // objects each clock interrupt allocates
 inline constexpr int kVmZones = 3;  // PV ENTRY, MAP ENTRY, SWAPMETA
 
 enum class OpCode : uint8_t {
@@ -52,6 +54,7 @@ enum class OpCode : uint8_t {
                   // is preempted at the next (a PCT change point placed by the program)
   kTimer,         // target, after, zone: a timer interrupt of 8 M_INTNOWAIT allocations
                   // on CPU target once it has passed `after` more preemption points
+  kFreeSome,      // zone, count: free the zone's `count` oldest live objects, in order
   kNumOps,
 };
 
@@ -89,7 +92,13 @@ struct Header {
   uint32_t seed = 0;         // scheduling
   uint8_t nzones = 2;        // test zones, 1..kMaxTestZones
   uint16_t zone_sizes = 0x0031;  // size class of test zone i in nibble i
+  // The clock: every CPU takes a timer interrupt every tick_period() of its preemption
+  // points (0: none), up to kMaxTicks times, each allocating kTickAllocs objects from
+  // zone tick_zone() (M_INTNOWAIT), as a kernel's hardclock and its callouts would.
+  uint8_t tick = 0;  // period in the low 5 bits, zone in the high 3
   bool operator==(const Header&) const = default;
+  int tick_period() const { return tick & 0x1f; }
+  int tick_zone() const { return tick >> 5; }
   size_t budget_pages() const { return 1024 + 32 * static_cast<size_t>(budget); }
   int zone_size_class(int i) const { return (zone_sizes >> (4 * i)) & 0x7; }
 };
