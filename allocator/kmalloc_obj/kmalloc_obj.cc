@@ -1216,6 +1216,10 @@ KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zon
 	 * their number, taken off the total below (a sort per check is most of its cost). */
 	std::sort(in_mag.begin(), in_mag.end());
 	auto visit = [&](const kmalloc_slab *s, int where) KENV_CHECKER {
+		if (!kmo_registered(s)) {
+			bad("list %d holds %p, no slab", where, static_cast<const void *>(s));
+			return;
+		}
 		slabs++;
 		seen.push_back(s);
 		if (s->magic != KMSLAB_MAGIC || s->zone != zone) {
@@ -1286,25 +1290,42 @@ KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zon
 				bad("slab %p: %p twice on the free ring", static_cast<const void *>(s), o);
 		}
 	};
+	/* A list walk stops at anything that is not a slab, and after more entries than
+	 * the zone has slabs: a corrupted list (a cycle, say) is reported, not followed
+	 * for ever. */
+	size_t longest = static_cast<size_t>(zone->slabs.load()) + 1;
+	auto walk = [&](const kmalloc_slab *head, int where, const char *what,
+			int cpu) KENV_CHECKER {
+		size_t n = 0;
+		for (const kmalloc_slab *s = head; s; s = s->next) {
+			if (!kmo_registered(s)) {
+				bad("cpu%d: %s list holds %p, no slab", cpu, what,
+				    static_cast<const void *>(s));
+				return;
+			}
+			if (++n > longest) {
+				bad("cpu%d: %s list does not end (more than %zu slabs)", cpu, what,
+				    longest - 1);
+				return;
+			}
+			visit(s, where);
+			if (where == KMS_FULL)
+				nfull++;
+		}
+	};
 	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
 		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
 		if (pc->active)
 			visit(pc->active, KMS_ACTIVE);
 		if (pc->alternate)
 			visit(pc->alternate, KMS_ALTERNATE);
-		for (const kmalloc_slab *s = pc->partial; s; s = s->next)
-			visit(s, KMS_PARTIAL);
-		for (const kmalloc_slab *s = pc->empty; s; s = s->next)
-			visit(s, KMS_EMPTY);
+		walk(pc->partial, KMS_PARTIAL, "partial", cpu);
+		walk(pc->empty, KMS_EMPTY, "empty", cpu);
 	}
-	for (const kmalloc_slab *s = zone->full; s; s = s->next) {
-		visit(s, KMS_FULL);
-		nfull++;
-	}
+	walk(zone->full, KMS_FULL, "full", -1);
 	if (zone->rsv_slab)
 		visit(zone->rsv_slab, KMS_RESERVE);
-	for (const kmalloc_slab *s = zone->rsv_spent; s; s = s->next)
-		visit(s, KMS_SPENT);
+	walk(zone->rsv_spent, KMS_SPENT, "spent", -1);
 	std::sort(seen.begin(), seen.end());
 	for (size_t i = 1; i < seen.size(); i++)
 		if (seen[i] == seen[i - 1])
