@@ -27,7 +27,7 @@ inline constexpr size_t kMaxOps = 256;
 inline constexpr int kMaxCpus = 4;
 inline constexpr int kMaxTestZones = 4;
 inline constexpr int kMaxTicks = 8;      // clock interrupts per CPU and run, at most
-inline constexpr int kTickAllocs = 2;    // objects each clock interrupt allocates
+inline constexpr int kTickAllocs = 3;    // objects each clock interrupt allocates
 inline constexpr int kVmZones = 3;  // PV ENTRY, MAP ENTRY, SWAPMETA
 
 enum class OpCode : uint8_t {
