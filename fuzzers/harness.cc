@@ -96,6 +96,8 @@ class Exec {
   int poll_kicks_ = 0;
   int streams_done_ = 0;       // CPUs whose operation stream has ended
   int ticks_[kMaxCpus] = {};   // clock interrupts so far, per CPU
+  static_assert(kMaxCpus == 4);
+  int last_zone_[kMaxCpus] = {-1, -1, -1, -1};  // per CPU: the zone its thread last allocated from
   char poll_chan_ = 0;
 };
 
@@ -139,6 +141,7 @@ void* Exec::alloc(int cpu, int zone, int flags) {
   // pass preemption points (a lock), and a zone_destroy meanwhile would free the zone
   // under the call, or find an object nobody holds.
   zone_busy_[zone]++;
+  if (!kenv::curthread()->td_intr) last_zone_[cpu] = zone;  // what a follow tick takes
   void* h = oracle_.zone_handle(zone);
   // The reserve checks need the zone's counters around the call (only where a
   // reserve exists and the VM is up: elsewhere they cost a fuzzer its speed).
@@ -188,8 +191,9 @@ void* Exec::alloc(int cpu, int zone, int flags) {
 std::function<void()> Exec::tick_handler(int cpu) {
   return [this, cpu] {
     // Its callouts allocate once the VM is up.
-    if (kenv::current_boot_phase() >= kenv::boot_phase::VM_READY)
-      interrupt_handler(cpu, p_.header.tick_zone() % p_.num_zones(), kTickAllocs)();
+    int z = p_.header.tick_zone() == kTickFollow ? last_zone_[cpu] : p_.header.tick_zone();
+    if (z >= 0 && kenv::current_boot_phase() >= kenv::boot_phase::VM_READY)
+      interrupt_handler(cpu, z, kTickAllocs)();
     if (streams_done_ < p_.header.ncpus && ++ticks_[cpu] < kMaxTicks)
       rt_->post_interrupt_after(cpu, p_.header.tick_period(), tick_handler(cpu));
   };

@@ -118,7 +118,10 @@ void mutate_program(Program* p, Rng& rng, size_t max_ops) {
       case 7: {  // change one header field
         Header& h = p->header;
         switch (rng.below(9)) {
-          case 8: h.tick = rng.one_in(3) ? 0 : static_cast<uint8_t>(rng.next()); break;
+          case 8:  // the clock: off, or a period and a zone (often the one its CPU uses)
+            h.tick = rng.one_in(3) ? 0 : static_cast<uint8_t>(rng.next());
+            if (rng.one_in(2)) h.tick = static_cast<uint8_t>(h.tick | kTickFollow << 5);
+            break;
           case 0: h.ncpus = static_cast<uint8_t>(1 + rng.below(kMaxCpus)); break;
           case 1: h.budget = static_cast<uint8_t>(rng.next()); break;
           case 2: h.boot_slabs = static_cast<uint8_t>(rng.below(4)); break;

@@ -161,7 +161,10 @@ void canonicalize(Program* p) {
   h.zone_sizes &= static_cast<uint16_t>(0x7777u & ((1u << (4 * h.nzones)) - 1));
   h.tick = h.tick_period() == 0
                ? 0
-               : static_cast<uint8_t>(h.tick_zone() % p->num_zones() << 5 | h.tick_period());
+               : static_cast<uint8_t>((h.tick_zone() == kTickFollow ? kTickFollow
+                                                                     : h.tick_zone() % p->num_zones())
+                                          << 5 |
+                                      h.tick_period());
   if (p->ops.size() > kMaxOps) p->ops.resize(kMaxOps);
   for (Op& op : p->ops) canonicalize_op(&op, h, p->num_zones());
 }
@@ -376,7 +379,8 @@ std::optional<Program> parse_text(const std::string& text, std::string* error) {
         }
       }
       if (h.tick_period() == 0 && h.tick != 0) return fail("tick_zone needs a tick");
-      if (h.tick_zone() >= kVmZones + h.nzones) return fail("tick_zone out of range");
+      if (h.tick_zone() >= kVmZones + h.nzones && h.tick_zone() != kTickFollow)
+        return fail("tick_zone out of range (7: the zone the CPU allocates from)");
       continue;
     }
     if (!have_config) return fail("the config line must come first");

@@ -28,6 +28,7 @@ inline constexpr int kMaxCpus = 4;
 inline constexpr int kMaxTestZones = 4;
 inline constexpr int kMaxTicks = 8;      // clock interrupts per CPU and run, at most
 inline constexpr int kTickAllocs = 3;    // objects each clock interrupt allocates
+inline constexpr int kTickFollow = 7;    // tick_zone: the zone its CPU allocates from
 inline constexpr int kVmZones = 3;  // PV ENTRY, MAP ENTRY, SWAPMETA
 
 enum class OpCode : uint8_t {
@@ -94,7 +95,8 @@ struct Header {
   uint16_t zone_sizes = 0x0031;  // size class of test zone i in nibble i
   // The clock: every CPU takes a timer interrupt every tick_period() of its preemption
   // points (0: none), up to kMaxTicks times, each allocating kTickAllocs objects from
-  // zone tick_zone() (M_INTNOWAIT), as a kernel's hardclock and its callouts would.
+  // zone tick_zone() (M_INTNOWAIT), as a kernel's hardclock and its callouts would;
+  // tick_zone() kTickFollow: from the zone the CPU's thread allocates from (or did last).
   uint8_t tick = 0;  // period in the low 5 bits, zone in the high 3
   bool operator==(const Header&) const = default;
   int tick_period() const { return tick & 0x1f; }
