@@ -7,6 +7,7 @@
 //                                     throughput: N structured random programs of up to
 //                                     K (64) operations (as the mutator makes them), timed;
 //                                     --bench-ops=0 times a run's fixed cost (boot, teardown)
+//                                     --bench-no-clock: the same programs without the clock
 //
 // A file is a program in binary form, or in text form if it ends in ".txt". Exit 0
 // when every program ran clean (or, with --expect-crash, each ended with that title);
@@ -82,6 +83,7 @@ int main(int argc, char** argv) {
   long random_n = 0;
   long bench_n = 0;
   long bench_ops = 64;
+  bool bench_no_clock = false;
   unsigned long long random_seed = 1;
   std::vector<std::string> files;
   for (int i = 1; i < argc; i++) {
@@ -91,6 +93,7 @@ int main(int argc, char** argv) {
     else if (a.rfind("--random=", 0) == 0) random_n = atol(a.c_str() + 9);
     else if (a.rfind("--bench=", 0) == 0) bench_n = atol(a.c_str() + 8);
     else if (a.rfind("--bench-ops=", 0) == 0) bench_ops = atol(a.c_str() + 12);
+    else if (a == "--bench-no-clock") bench_no_clock = true;
     else if (a.rfind("--seed=", 0) == 0) random_seed = strtoull(a.c_str() + 7, nullptr, 0);
     else if (a == "-h" || a == "--help") {
       printf("usage: %s [--print] [--expect-crash=TITLE] FILE_OR_DIR...\n", argv[0]);
@@ -110,6 +113,7 @@ int main(int argc, char** argv) {
     for (long i = 0; i < bench_n; i++) {
       Program p = random_program(rng, static_cast<size_t>(std::max(1L, bench_ops)));
       if (bench_ops <= 0) p.ops.clear();
+      if (bench_no_clock) p.header.tick = 0;
       inputs.push_back(encode(p));
     }
     long failed = 0;
