@@ -237,44 +237,41 @@ TEST(DetRuntime, DeadlockIsReportedNotHung) {
   EXPECT_NE(o.report.find("second"), std::string::npos);
 }
 
-TEST(DetRuntime, DaemonsDoNotKeepARunAlive) {
-  Runtime rt(Config(1, 5));
+// A daemon serving wakeups (looking at kthread_should_stop() after its idle wait, or
+// not) on the last CPU, and a client on cpu0 that wakes it once.
+Outcome RunDaemonAndClient(int ncpus, bool looks, bool* returned, int* served) {
+  Runtime rt(Config(ncpus, 5));
   int chan = 0;
-  int served = 0;
-  rt.spawn(0, "daemon", [&] {
+  rt.spawn(ncpus - 1, "daemon", [&] {
     for (;;) {
       tsleep_idle(&chan, "idle", 0);
-      served++;
+      if (looks && kthread_should_stop()) break;
+      (*served)++;
     }
+    *returned = true;
   }, /*daemon=*/true);
   rt.spawn(0, "client", [&] {
     wakeup(&chan);
     preempt_point();
   });
-  Outcome o = rt.run();
+  return rt.run();
+}
+
+// A daemon that does not look is unwound in its next idle wait.
+TEST(DetRuntime, DaemonsDoNotKeepARunAlive) {
+  bool returned = false;
+  int served = 0;
+  Outcome o = RunDaemonAndClient(1, /*looks=*/false, &returned, &served);
   EXPECT_TRUE(o.ok()) << o.title;
+  EXPECT_FALSE(returned);
 }
 
 // At the end of a run a daemon in its idle wait is asked to stop and returns by
 // itself: what follows its loop runs (no unwinding).
 TEST(DetRuntime, DaemonAskedToStopReturnsByItself) {
-  Runtime rt(Config(2, 5));
-  int chan = 0;
-  int served = 0;
   bool returned = false;
-  rt.spawn(1, "daemon", [&] {
-    for (;;) {
-      tsleep_idle(&chan, "idle", 0);
-      if (kthread_should_stop()) break;
-      served++;
-    }
-    returned = true;
-  }, /*daemon=*/true);
-  rt.spawn(0, "client", [&] {
-    wakeup(&chan);
-    preempt_point();
-  });
-  Outcome o = rt.run();
+  int served = 0;
+  Outcome o = RunDaemonAndClient(2, /*looks=*/true, &returned, &served);
   EXPECT_TRUE(o.ok()) << o.title;
   EXPECT_TRUE(returned);
   EXPECT_LE(served, 1);
