@@ -62,7 +62,8 @@ inline void sched_feature(const void* site, SchedEvent ev) {
 #endif
 }
 
-struct DetThread {
+// A thread's state but its fiber: what a reused descriptor starts afresh from.
+struct DetThreadState {
   thread td{};
   std::string name;
   int cpu = 0;
@@ -78,6 +79,9 @@ struct DetThread {
   int preempt_in = 0;  // > 0: preempted at the preemption point this count runs out
   uint64_t fire_at = 0;  // an armed interrupt: runs once its CPU has made this many steps
   std::function<void()> fn;
+};
+
+struct DetThread : DetThreadState {
   std::optional<Fiber> fiber;  // from its first run to its end
 };
 
@@ -96,19 +100,7 @@ std::unique_ptr<DetThread> new_thread() {
 void recycle_thread(std::unique_ptr<DetThread> t) {
   if (t_spare_threads.size() >= 64) return;
   t->fiber.reset();
-  t->fn = nullptr;
-  t->td = thread{};
-  t->name.clear();
-  t->cpu = 0;
-  t->daemon = t->intr = t->started = false;
-  t->state = DetThread::kRunnable;
-  t->wchan = nullptr;
-  t->spin_wait = nullptr;
-  t->prio = 0;
-  t->seq = 0;
-  t->yielded_at = UINT64_MAX;
-  t->preempt_in = 0;
-  t->fire_at = 0;
+  static_cast<DetThreadState&>(*t) = DetThreadState{};
   t_spare_threads.push_back(std::move(t));
 }
 
