@@ -137,9 +137,10 @@ void Exec::setup() {
 
 void* Exec::alloc(int cpu, int zone, int flags) {
   // Busy from here (the caller found the zone alive, and no preemption point came
-  // since) until the oracle knows the object: the counters read around the call may
-  // pass preemption points (a lock), and a zone_destroy meanwhile would free the zone
-  // under the call, or find an object nobody holds.
+  // since) until the oracle knows the object: the allocation passes preemption points
+  // (and a failed reserve allocation reads the reserve slab under the zone lock), and a
+  // zone_destroy meanwhile would free the zone under the call, or find an object
+  // nobody holds.
   zone_busy_[zone]++;
   if (!kenv::curthread()->td_intr) last_zone_[cpu] = zone;  // what a follow tick takes
   void* h = oracle_.zone_handle(zone);
@@ -538,9 +539,7 @@ RunResult Exec::run() {
   finish(out);
   if (r.ok) {
     streams_.assign(h.ncpus, {});
-    size_t per_cpu[kMaxCpus] = {};
-    for (const Op& op : p_.ops) per_cpu[op.cpu]++;
-    for (int cpu = 0; cpu < h.ncpus; cpu++) streams_[cpu].reserve(per_cpu[cpu]);
+    for (auto& s : streams_) s.reserve(p_.ops.size());
     for (const Op& op : p_.ops) streams_[op.cpu].push_back(op);
     rt.spawn(0, "pagedaemon", [this] { vm_->pageout_daemon(&inflight_); }, /*daemon=*/true);
     rt.spawn(h.ncpus - 1, "kmpoller", [this] {

@@ -104,17 +104,6 @@ void recycle_thread(std::unique_ptr<DetThread> t) {
   t_spare_threads.push_back(std::move(t));
 }
 
-// Removes the finished threads from `threads` (keeping the others' order), but `keep`.
-void drop_finished(std::vector<std::unique_ptr<DetThread>>& threads, const DetThread* keep) {
-  size_t j = 0;
-  for (size_t i = 0; i < threads.size(); i++) {
-    if (threads[i]->state == DetThread::kDone && threads[i].get() != keep)
-      recycle_thread(std::move(threads[i]));
-    else
-      threads[j++] = std::move(threads[i]);
-  }
-  threads.resize(j);
-}
 
 // Scheduling decisions: the configured bytes first, then splitmix64 from the seed.
 class Decisions {
@@ -238,7 +227,7 @@ class Runtime::Impl {
     DetThread* best = nullptr;
     for (auto& up : threads) {
       DetThread* t = up.get();
-      if (t->state != DetThread::kRunnable || !eligible(t)) continue;
+      if (!eligible(t)) continue;
       if (skip_spinners && t->yielded_at == epoch) continue;
       if (best == nullptr || t->prio > best->prio ||
           (t->prio == best->prio && t->seq < best->seq))
@@ -339,7 +328,7 @@ class Runtime::Impl {
     for (;;) {
       if (failed) break;
       // Finished interrupts would otherwise lengthen every scheduling decision.
-      if (ndone > 4) drop_done();
+      if (ndone > 4) drop_done(solo);
       DetThread* best = next_pick != nullptr && eligible(next_pick) ? next_pick : pick();
       next_pick = nullptr;
       if (best == nullptr && fire_timers()) continue;
@@ -391,17 +380,24 @@ class Runtime::Impl {
       pin[t->cpu] = nullptr;
     }
     killing = false;
-    drop_finished(threads, nullptr);
-    ndone = 0;
+    drop_done(nullptr);
     outcome.steps = steps;
     outcome.switches = switches;
     return outcome;
   }
 
-  // Forgets finished threads (but the solo one, which run_on_cpu0 still refers to); the
-  // order of the others, which wakeup() and ties follow, is kept.
-  void drop_done() {
-    drop_finished(threads, solo);
+  // Recycles the finished threads but `keep` (run_on_cpu0's solo thread, which it still
+  // refers to while its run lasts); the others keep their order, which wakeup() and
+  // priority ties follow.
+  void drop_done(const DetThread* keep) {
+    size_t j = 0;
+    for (size_t i = 0; i < threads.size(); i++) {
+      if (threads[i]->state == DetThread::kDone && threads[i].get() != keep)
+        recycle_thread(std::move(threads[i]));
+      else
+        threads[j++] = std::move(threads[i]);
+    }
+    threads.resize(j);
     ndone = 0;
   }
 

@@ -993,30 +993,24 @@ int kmalloc_obj_poll(struct kmalloc_zone *zone)
 int kmalloc_obj_poll_all(void)
 {
 	int n = 0;
-	/* Each zone is pinned (pollers) while the list lock is held, so that a zone
-	 * destroyed meanwhile waits for this poll instead of freeing it under us. */
+	/* One zone at a time, pinned (pollers) before the list lock is dropped: a zone
+	 * being destroyed waits for the poll before it leaves the list, so the pinned zone's
+	 * link is still good when the lock is taken again. */
 	spin_lock(&kmo_zones_spin);
-	/* On the stack for the usual few zones (a poll runs after many fuzzer operations);
-	 * a vector past that. */
-	kmalloc_zone *few[16];
-	size_t nz = 0;
-	std::vector<kmalloc_zone *> many;
-	for (kmalloc_zone *z = kmo_zones; z; z = z->next_zone) {
-		if (z->dying)
+	for (kmalloc_zone *z = kmo_zones; z;) {
+		if (z->dying) {
+			z = z->next_zone;
 			continue;
+		}
 		z->pollers.fetch_add(1, std::memory_order_acquire);
-		if (nz < 16)
-			few[nz] = z;
-		else
-			many.push_back(z);
-		nz++;
+		spin_unlock(&kmo_zones_spin);
+		n += kmalloc_obj_poll(z);
+		spin_lock(&kmo_zones_spin);
+		kmalloc_zone *next = z->next_zone;
+		z->pollers.fetch_sub(1, std::memory_order_release);
+		z = next;
 	}
 	spin_unlock(&kmo_zones_spin);
-	for (size_t i = 0; i < nz; i++) {
-		kmalloc_zone *z = i < 16 ? few[i] : many[i - 16];
-		n += kmalloc_obj_poll(z);
-		z->pollers.fetch_sub(1, std::memory_order_release);
-	}
 	return n;
 }
 
@@ -1215,16 +1209,17 @@ KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zon
 	/* Deep: each slab's magazine objects (sorted, for a lookup per slab). Shallow: only
 	 * their number, taken off the total below (a sort per check is most of its cost). */
 	std::sort(in_mag.begin(), in_mag.end());
-	auto visit = [&](const kmalloc_slab *s, int where) KENV_CHECKER {
+	/* Returns whether s is a slab at all (a list walk stops at one that is not). */
+	auto visit = [&](const kmalloc_slab *s, int where) KENV_CHECKER -> bool {
 		if (!kmo_registered(s)) {
 			bad("list %d holds %p, no slab", where, static_cast<const void *>(s));
-			return;
+			return false;
 		}
 		slabs++;
 		seen.push_back(s);
 		if (s->magic != KMSLAB_MAGIC || s->zone != zone) {
 			bad("slab %p: bad magic or zone", static_cast<const void *>(s));
-			return;
+			return true;
 		}
 		if (s->flags & KMSLAB_BOOT)
 			boot++;
@@ -1247,7 +1242,7 @@ KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zon
 			bad("slab %p: on the full list with %zu live objects",
 			    static_cast<const void *>(s), s->ncount - (x - a));
 		if (!deep)
-			return;
+			return true;
 		/* Deep: the state map and the free ring, object by object. */
 		const auto *st = reinterpret_cast<const uint8_t *>(s->state);
 		size_t marked = kmo_count_marked(st, 0, s->ncount);
@@ -1269,7 +1264,7 @@ KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zon
 		}
 		size_t explicit_from = a > implicit_end ? a : implicit_end;
 		if (explicit_from >= x)
-			return;		/* a slab still on its first pass: nothing more */
+			return true;	/* a slab still on its first pass: nothing more */
 		on_ring.assign(s->ncount, 0);
 		/* Raw pointers: a checker (no ASan) cannot inline ASan-built library code. */
 		char *ring = on_ring.data();
@@ -1289,6 +1284,7 @@ KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zon
 			else if (ring[idx]++)
 				bad("slab %p: %p twice on the free ring", static_cast<const void *>(s), o);
 		}
+		return true;
 	};
 	/* A list walk stops at anything that is not a slab, and after more entries than
 	 * the zone has slabs: a corrupted list (a cycle, say) is reported, not followed
@@ -1298,17 +1294,13 @@ KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zon
 			int cpu) KENV_CHECKER {
 		size_t n = 0;
 		for (const kmalloc_slab *s = head; s; s = s->next) {
-			if (!kmo_registered(s)) {
-				bad("cpu%d: %s list holds %p, no slab", cpu, what,
-				    static_cast<const void *>(s));
-				return;
-			}
 			if (++n > longest) {
 				bad("cpu%d: %s list does not end (more than %zu slabs)", cpu, what,
 				    longest - 1);
 				return;
 			}
-			visit(s, where);
+			if (!visit(s, where))
+				return;
 			if (where == KMS_FULL)
 				nfull++;
 		}
