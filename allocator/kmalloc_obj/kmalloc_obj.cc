@@ -560,6 +560,17 @@ void *kmo_alloc_reserve(kmalloc_zone *zone, bool *reused, bool *dipped)
 		kmo_list_push(&zone->rsv_spent, rs, KMS_SPENT);
 		zone->rsv_slab = rs = nullptr;
 	}
+	/* Objects freed into a drained reserve slab are the reserve's again: use them
+	 * before dipping into another spare. */
+	for (kmalloc_slab **pp = &zone->rsv_spent; rs == nullptr && *pp; pp = &(*pp)->next) {
+		if (kmo_nfree(*pp) == 0)
+			continue;
+		rs = *pp;
+		*pp = rs->next;
+		rs->next = nullptr;
+		rs->where = KMS_RESERVE;
+		zone->rsv_slab = rs;
+	}
 	if (rs == nullptr && zone->full != nullptr) {
 		rs = zone->full;
 		zone->full = rs->next;
@@ -650,7 +661,11 @@ void *kmo_alloc_slow(kmalloc_zone *zone, int flags, bool *reused)
 		if ((flags & M_USE_RESERVE) && zone->reserve > 0 &&
 		    kenv::current_boot_phase() >= kenv::boot_phase::VM_READY) {
 			obj = kmo_alloc_reserve(zone, reused, &dipped);
-			want_refill |= dipped;
+			/* A spare still missing is looked for again at each reserve
+			 * allocation: the memory may be back since it was dipped into
+			 * (the pageout daemon frees pages as it allocates). */
+			want_refill |= dipped || zone->nfull.load(std::memory_order_relaxed) <
+						 static_cast<size_t>(zone->reserve);
 			if (obj != nullptr) {
 				pc->slab_allocs.inc();
 				break;

@@ -300,6 +300,71 @@ TEST_F(KmallocObjTest, ReserveHoldsForSystemAllocationsOnly) {
   ASSERT_TRUE(o.ok()) << o.title << o.report;
 }
 
+// The pageout daemon's shape: it lives on the reserve while it frees pages. A spare it
+// dipped into while memory was gone is looked for again at its next reserve allocation
+// once pages are back, not only at the next dip (which may never come: a slab of
+// SWAPMETA outlasts many pageouts, and the daemon waits for pages when it runs out).
+TEST_F(KmallocObjTest, MissingSpareIsRefilledByTheNextReserveAllocation) {
+  Outcome o = Run1([] {
+    kmalloc_zone* z = kmalloc_create_obj("SWAPMETA", 256, 0);
+    kmalloc_obj_set_reserve(z, 1);
+    EXPECT_EQ(kmalloc_obj_reserve_refill(z), 1);
+    kenv::page_source_pressure(1u << 30);
+    std::vector<void*> objs;
+    objs.push_back(kmalloc_obj(256, z, M_NOWAIT));  // dips; the refill finds no page
+    ASSERT_NE(objs.back(), nullptr);
+    kmalloc_zone_stats st = kmalloc_obj_stats(z);
+    EXPECT_EQ(st.reserve_level, 0u);
+    EXPECT_EQ(st.refills_failed, 1u);
+    // Pages come back (the daemon paged some out), enough for a slab at system tier.
+    kenv::page_source_relief(3 * KMALLOC_SLAB_PAGES);
+    objs.push_back(kmalloc_obj(256, z, M_NOWAIT));  // from the reserve slab, no dip
+    ASSERT_NE(objs.back(), nullptr);
+    st = kmalloc_obj_stats(z);
+    EXPECT_EQ(st.reserve_dips, 1u);
+    EXPECT_EQ(st.reserve_level, 1u) << "the missing spare was not refilled";
+    for (void* p : objs) kfree_obj(p, z);
+    EXPECT_TRUE(kmalloc_obj_check(z).empty());
+    kmalloc_destroy_obj(z);
+    kenv::page_source_relief(1u << 30);
+  });
+  ASSERT_TRUE(o.ok()) << o.title << o.report;
+}
+
+// Objects freed into a drained reserve slab serve reserve allocations again: with the
+// spares gone and no page to be had, a system allocation still succeeds for as many
+// objects as came back.
+TEST_F(KmallocObjTest, FreedReserveObjectsServeTheReserveAgain) {
+  Outcome o = Run1([] {
+    kmalloc_zone* z = kmalloc_create_obj("SWAPMETA", 1024, 0);
+    kmalloc_obj_set_reserve(z, 2);
+    EXPECT_EQ(kmalloc_obj_reserve_refill(z), 2);
+    size_t cap = kmalloc_obj_stats(z).objs_per_slab;
+    kenv::page_source_pressure(1u << 30);
+    std::vector<void*> objs;
+    for (size_t i = 0; i < 2 * cap; i++) {
+      objs.push_back(kmalloc_obj(1024, z, M_NOWAIT));
+      ASSERT_NE(objs.back(), nullptr) << "object " << i;
+    }
+    // Ten objects of the first, drained, reserve slab come back to its ring.
+    const size_t back = 10;
+    for (size_t i = 0; i < back; i++) kfree_obj(objs[i], z);
+    kmalloc_obj_drain_cpu(z);
+    objs.erase(objs.begin(), objs.begin() + back);
+    for (size_t i = 0; i < back; i++) {
+      objs.push_back(kmalloc_obj(1024, z, M_NOWAIT));
+      ASSERT_NE(objs.back(), nullptr) << "freed reserve object " << i << " not reused";
+    }
+    EXPECT_EQ(kmalloc_obj(1024, z, M_NOWAIT), nullptr);
+    EXPECT_EQ(kmalloc_obj_stats(z).reserve_dips, 2u);
+    kenv::page_source_relief(1u << 30);
+    for (void* p : objs) kfree_obj(p, z);
+    EXPECT_TRUE(kmalloc_obj_check(z).empty());
+    kmalloc_destroy_obj(z);
+  });
+  ASSERT_TRUE(o.ok()) << o.title << o.report;
+}
+
 // An interrupt allocating on a CPU in the middle of that CPU's allocations leaves the
 // zone consistent, over many schedules.
 TEST_F(KmallocObjTest, InterruptAllocationKeepsTheZoneConsistent) {
