@@ -117,12 +117,20 @@ int main(int argc, char** argv) {
       inputs.push_back(encode(p));
     }
     long failed = 0;
+    // The runs' preemption-point counts, folded: two builds that print the same value
+    // ran the same interleavings (a change meant to be only faster must keep it).
+    uint64_t fingerprint = 0;
     auto t0 = std::chrono::steady_clock::now();
-    for (const auto& bytes : inputs) failed += !run_program(decode(bytes), o).ok;
+    for (const auto& bytes : inputs) {
+      RunResult r = run_program(decode(bytes), o);
+      failed += !r.ok;
+      fingerprint = fingerprint * 0x100000001b3ULL + r.steps;
+    }
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     printf("bench: %ld programs (up to %ld operations) on %s in %.2f s: %.0f exec/s "
-           "(%ld ended in a finding)\n",
-           bench_n, bench_ops, target_name(), s, static_cast<double>(bench_n) / s, failed);
+           "(%ld ended in a finding; interleavings %016llx)\n",
+           bench_n, bench_ops, target_name(), s, static_cast<double>(bench_n) / s, failed,
+           static_cast<unsigned long long>(fingerprint));
     return 0;
   }
   if (random_n > 0) {

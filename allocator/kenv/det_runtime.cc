@@ -151,6 +151,9 @@ class Runtime::Impl {
   RuntimeConfig cfg;
   globaldata gd[MAXCPU];
   std::vector<std::unique_ptr<DetThread>> threads;
+  // The same threads by PCT priority, highest first (ties: the earlier created): the
+  // scheduler's pick is the first eligible one, usually found at once.
+  std::vector<DetThread*> order;
   std::unique_ptr<Fiber> main;
   DetThread* cur = nullptr;
   DetThread* pin[MAXCPU] = {};
@@ -205,7 +208,21 @@ class Runtime::Impl {
       t->prio = cfg.pct_depth + 1 + static_cast<int64_t>(dec.below(1u << 20));
     DetThread* raw = t.get();
     threads.push_back(std::move(t));
+    order_insert(raw);
     return raw;
+  }
+
+  static bool before(const DetThread* a, const DetThread* b) {
+    return a->prio > b->prio || (a->prio == b->prio && a->seq < b->seq);
+  }
+  void order_insert(DetThread* t) {
+    order.insert(std::upper_bound(order.begin(), order.end(), t, before), t);
+  }
+  // A priority change (a PCT change point, a directed preemption) moves t in `order`.
+  void set_prio(DetThread* t, int64_t prio) {
+    order.erase(std::find(order.begin(), order.end(), t));
+    t->prio = prio;
+    order_insert(t);
   }
 
   bool eligible(DetThread* t) const {
@@ -224,16 +241,12 @@ class Runtime::Impl {
   }
 
   DetThread* pick_among(bool skip_spinners) const {
-    DetThread* best = nullptr;
-    for (auto& up : threads) {
-      DetThread* t = up.get();
+    for (DetThread* t : order) {
       if (!eligible(t)) continue;
       if (skip_spinners && t->yielded_at == epoch) continue;
-      if (best == nullptr || t->prio > best->prio ||
-          (t->prio == best->prio && t->seq < best->seq))
-        best = t;
+      return t;
     }
-    return best;
+    return nullptr;
   }
 
   // Records whether t, about to be suspended, keeps its CPU pinned.
@@ -390,6 +403,9 @@ class Runtime::Impl {
   // refers to while its run lasts); the others keep their order, which wakeup() and
   // priority ties follow.
   void drop_done(const DetThread* keep) {
+    std::erase_if(order, [keep](const DetThread* t) {
+      return t->state == DetThread::kDone && t != keep;
+    });
     size_t j = 0;
     for (size_t i = 0; i < threads.size(); i++) {
       if (threads[i]->state == DetThread::kDone && threads[i].get() != keep)
@@ -507,12 +523,12 @@ void rt_preempt() {
     return;
   }
   if (rt->next_cp < rt->change_points.size() && rt->steps >= rt->change_points[rt->next_cp]) {
-    t->prio = rt->next_low_prio--;
+    rt->set_prio(t, rt->next_low_prio--);
     rt->next_cp++;
     rt->note([&] { return "priority change " + t->name; });
   }
   if (t->preempt_in > 0 && --t->preempt_in == 0) {
-    t->prio = rt->next_low_prio--;
+    rt->set_prio(t, rt->next_low_prio--);
     rt->note([&] { return "directed preemption " + t->name; });
   }
   rt->reschedule(false, __builtin_return_address(0));
