@@ -45,8 +45,24 @@ struct FiberKilled {};
 // __libfuzzer_extra_counters as it reads its edge counters, so an input that parks a
 // thread, or lands an interrupt, somewhere new is kept, as one reaching a new edge is.
 // Sites are taken relative to rt_preempt's address: the same in every process.
+// AFL++ reads no such section: under it (SLABFUZZ_AFL) each feature also bumps a slot
+// of AFL++'s own edge map, hashed over the map as its edges are.
 #ifdef SLABFUZZ_FUZZING
 __attribute__((section("__libfuzzer_extra_counters"), used)) uint8_t g_sched_cov[1 << 12];
+#endif
+#ifdef SLABFUZZ_AFL
+// AFL++'s map and its size, from its runtime (afl-clang-fast links it into every
+// binary). Read through the GOT in assembly: AFL++'s instrumentation pass declares
+// __afl_area_ptr in every module it instruments and, finding a declaration of ours
+// there, would rename its own (an undefined symbol at link time).
+inline uint8_t* afl_area(uint32_t* size) {
+  uint8_t** area;
+  uint32_t* map_size;
+  asm("movq __afl_area_ptr@GOTPCREL(%%rip), %0" : "=r"(area));
+  asm("movq __afl_map_size@GOTPCREL(%%rip), %0" : "=r"(map_size));
+  *size = *map_size;
+  return *area;
+}
 #endif
 enum SchedEvent { kParkedInCrit = 1, kInterruptedHere = 2 };
 
@@ -56,6 +72,11 @@ inline void sched_feature(const void* site, SchedEvent ev) {
   uint64_t off = reinterpret_cast<uintptr_t>(site) - reinterpret_cast<uintptr_t>(&rt_preempt);
   size_t i = static_cast<size_t>(((off ^ (uint64_t{ev} << 40)) * 0x9e3779b97f4a7c15ULL) >> 52);
   if (g_sched_cov[i] != 255) g_sched_cov[i]++;
+#ifdef SLABFUZZ_AFL
+  uint32_t map_size = 0;
+  if (uint8_t* area = afl_area(&map_size); area != nullptr && map_size > 0)
+    area[(uint64_t{i} * 0x9e3779b1u + 0x5bd1e995u) % map_size]++;
+#endif
 #else
   (void)site;
   (void)ev;
