@@ -96,11 +96,13 @@ TEST(ThreadedRuntime, VmWaitSleepsUntilPagesAreFreed) {
     rt_progress();
   });
   rt.spawn(1, "releaser", [&] {
-    while (!filled) {
+    // Frees only once the hog waits: a fixed delay here was a race with the hog's
+    // request (on a loaded machine the hog could ask after the pages were back).
+    while (!filled || page_source_stats().waits == 0) {
       tsleep(&filled, "wait", 1);
       rt_progress();
     }
-    tsleep(&filled, "delay", 5);
+    EXPECT_FALSE(hog_done.load());
     for (void* p : held) vm_chunk_free(p, 1);
     rt_progress();
   });
