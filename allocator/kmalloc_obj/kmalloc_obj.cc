@@ -562,14 +562,16 @@ void *kmo_alloc_reserve(kmalloc_zone *zone, bool *reused, bool *dipped)
 	}
 	/* Objects freed into a drained reserve slab are the reserve's again: use them
 	 * before dipping into another spare. */
-	for (kmalloc_slab **pp = &zone->rsv_spent; rs == nullptr && *pp; pp = &(*pp)->next) {
-		if (kmo_nfree(*pp) == 0)
-			continue;
-		rs = *pp;
-		*pp = rs->next;
-		rs->next = nullptr;
-		rs->where = KMS_RESERVE;
-		zone->rsv_slab = rs;
+	if (rs == nullptr) {
+		kmalloc_slab **pp = &zone->rsv_spent;
+		while (*pp != nullptr && kmo_nfree(*pp) == 0)
+			pp = &(*pp)->next;
+		if ((rs = *pp) != nullptr) {
+			*pp = rs->next;
+			rs->next = nullptr;
+			rs->where = KMS_RESERVE;
+			zone->rsv_slab = rs;
+		}
 	}
 	if (rs == nullptr && zone->full != nullptr) {
 		rs = zone->full;
