@@ -97,7 +97,8 @@ class Exec {
   int streams_done_ = 0;       // CPUs whose operation stream has ended
   int ticks_[kMaxCpus] = {};   // clock interrupts so far, per CPU
   static_assert(kMaxCpus == 4);
-  int last_zone_[kMaxCpus] = {-1, -1, -1, -1};  // per CPU: the zone its thread last allocated from
+  int last_zone_[kMaxCpus] = {-1, -1, -1, -1};
+  std::vector<uintptr_t> oldest_[kMaxCpus];  // per CPU: free_some's objects  // per CPU: the zone its thread last allocated from
   char poll_chan_ = 0;
 };
 
@@ -400,7 +401,9 @@ void Exec::exec(int cpu, const Op& op) {
       // Oldest first, as a cache that shrinks gives back what it took first; another
       // CPU may free some of them meanwhile.
       int z = op.a % nz;
-      for (uintptr_t addr : oracle_.oldest(z, op.b + 1u)) {
+      std::vector<uintptr_t>& oldest = oldest_[cpu];  // its own: other CPUs run meanwhile
+      oracle_.oldest(z, op.b + 1u, &oldest);
+      for (uintptr_t addr : oldest) {
         long i = oracle_.index_of(reinterpret_cast<void*>(addr));
         if (i >= 0) free_live(static_cast<size_t>(i));
       }

@@ -137,15 +137,15 @@ size_t Oracle::live_in_zone(int zone) const {
   return static_cast<size_t>(zone) < zones_.size() ? zones_[zone].live : 0;
 }
 
-std::vector<uintptr_t> Oracle::oldest(int zone, size_t k) const {
-  std::vector<std::pair<uint64_t, uintptr_t>> objs;  // (serial, address)
+void Oracle::oldest(int zone, size_t k, std::vector<uintptr_t>* out) {
+  std::vector<std::pair<uint64_t, uintptr_t>>& objs = oldest_scratch_;  // (serial, address)
+  objs.clear();
   for (const LiveObject& o : live_)
     if (o.zone == zone) objs.emplace_back(o.serial, o.addr);
   k = std::min(k, objs.size());
   std::partial_sort(objs.begin(), objs.begin() + static_cast<long>(k), objs.end());
-  std::vector<uintptr_t> out;
-  for (size_t i = 0; i < k; i++) out.push_back(objs[i].second);
-  return out;
+  out->clear();
+  for (size_t i = 0; i < k; i++) out->push_back(objs[i].second);
 }
 
 long Oracle::index_of(const void* addr) const {

@@ -52,7 +52,8 @@ class Oracle {
   // The index of the live object at addr, or -1 (another thread may have freed it).
   long index_of(const void* addr) const;
   // The addresses of zone's k oldest live objects (first allocated first).
-  std::vector<uintptr_t> oldest(int zone, size_t k) const;
+  // Into *out (the oracle's scratch space serves the sort: no allocation once warm).
+  void oldest(int zone, size_t k, std::vector<uintptr_t>* out);
 
   // Backend invariants and counters (quiescent points only).
   void check_zone(int zone, bool compare_inuse, bool deep);
@@ -74,6 +75,7 @@ class Oracle {
   Backend& b_;
   std::vector<Zone> zones_;  // by zone slot
   std::vector<LiveObject> live_;
+  std::vector<std::pair<uint64_t, uintptr_t>> oldest_scratch_;
   AddrIndex by_addr_;
   uint64_t serial_ = 0;
 };

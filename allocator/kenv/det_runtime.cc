@@ -167,6 +167,11 @@ class Runtime::Impl {
   explicit Impl(const RuntimeConfig& c) : cfg(c) {
     init_cpus(cfg, gd);
     dec.reset(cfg.decision_bytes, cfg.seed);
+    // A run has a handful of threads and change points: room for them up front (a
+    // fuzzer makes a runtime per input, and each growth is an allocation).
+    threads.reserve(16);
+    order.reserve(16);
+    change_points.reserve(16);
   }
 
   RuntimeConfig cfg;
@@ -370,19 +375,22 @@ class Runtime::Impl {
         // Nobody can run. That is the end of the run if every thread has finished
         // but daemons in their idle wait; a thread, or a daemon waiting elsewhere
         // (for memory, say) with nobody left to wake it, is a deadlock.
-        std::string waiting;
+        auto counts = [this](const DetThread* t) {
+          return t->state != DetThread::kDone && (solo == nullptr || t == solo);
+        };
         bool stuck = false;
-        for (auto& up : threads) {
-          if (up->state == DetThread::kDone) continue;
-          if (solo != nullptr && up.get() != solo) continue;
-          if (!up->daemon || !up->td.td_idle) stuck = true;
-          if (up->state == DetThread::kBlocked) {
+        for (auto& up : threads)
+          if (counts(up.get()) && (!up->daemon || !up->td.td_idle)) stuck = true;
+        if (stuck) {
+          std::string waiting;
+          for (auto& up : threads) {
+            if (!counts(up.get()) || up->state != DetThread::kBlocked) continue;
             if (!waiting.empty()) waiting += ", ";
             waiting += up->name + " (" + (up->td.td_wmesg ? up->td.td_wmesg : "?") + ")";
           }
+          fail(Outcome::kDeadlock, stable_title("deadlock", "every thread waits: " + waiting),
+               "deadlock: no thread can run");
         }
-        if (stuck) fail(Outcome::kDeadlock, stable_title("deadlock", "every thread waits: " + waiting),
-                        "deadlock: no thread can run");
         break;
       }
       resume(best);
