@@ -157,12 +157,14 @@ def run_libfuzzer(binary, corpus, raw_dir, duration, jobs, dict_path, max_len, q
     return stream(args, quiet, log, env=None)
 
 
-def run_afl(binary, mutator, corpus, out_dir, duration, quiet, log):
+def run_afl(binary, mutator, corpus, out_dir, duration, max_len, quiet, log):
     env = dict(os.environ)
+    # No trimming: it shrinks every queue entry to the fewest operations that keep its
+    # coverage, and races need many. Programs as long as libFuzzer's (-G = -max_len).
     env.update({"AFL_CUSTOM_MUTATOR_LIBRARY": mutator, "AFL_SKIP_CPUFREQ": "1",
                 "AFL_NO_UI": "1", "AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES": "1",
-                "AFL_NO_AFFINITY": "1"})
-    args = ["afl-fuzz", "-i", corpus, "-o", out_dir]
+                "AFL_NO_AFFINITY": "1", "AFL_DISABLE_TRIM": "1"})
+    args = ["afl-fuzz", "-i", corpus, "-o", out_dir, "-G", str(max_len)]
     if duration > 0:
         args += ["-V", str(duration)]
     args += ["--", binary]
@@ -262,7 +264,8 @@ def main():
             info = bazel("info", "bazel-bin", capture=True)
             mutator = os.path.join(info.stdout.strip(), "fuzzers", "libslabfuzz_afl_mutator.so")
             progress, elapsed, interrupted = run_afl(
-                binary, mutator, seeds, os.path.join(out, "afl"), duration, a.quiet, log)
+                binary, mutator, seeds, os.path.join(out, "afl"), duration, a.max_len, a.quiet,
+                log)
             for p in glob.glob(os.path.join(out, "afl", "*", "crashes", "id:*")):
                 shutil.copy(p, os.path.join(raw, os.path.basename(p).replace(":", "_")))
 

@@ -120,10 +120,14 @@ def run_one(binary, engine, seed, timeout, work):
     env = dict(os.environ, AFL_CUSTOM_MUTATOR_LIBRARY=os.path.join(os.path.dirname(binary),
                                                                      "libslabfuzz_afl_mutator.so"),
                AFL_SKIP_CPUFREQ="1", AFL_NO_UI="1", AFL_BENCH_UNTIL_CRASH="1",
-               AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES="1", AFL_NO_AFFINITY="1")
+               AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES="1", AFL_NO_AFFINITY="1",
+               AFL_DISABLE_TRIM="1")
     out = os.path.join(work, "afl")
+    # As libFuzzer's runs: programs of at most 64 operations (-G 528), and no trimming,
+    # which shrinks every queue entry to the fewest operations that keep its coverage
+    # (its queue's median program had 2 operations: races need more).
     subprocess.run(["afl-fuzz", "-s", str(seed), "-i", seeds, "-o", out, "-V", str(timeout),
-                    "--", binary], env=env, stdout=subprocess.DEVNULL,
+                    "-G", "528", "--", binary], env=env, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, timeout=timeout + 120)
     elapsed = time.time() - start
     found = []
