@@ -134,7 +134,9 @@ struct kmalloc_zone {
 	/* (B) once dipped into: reserve allocations of every CPU share one slab, taken
 	 * from the full list and consumed under the zone spinlock, so that a spare
 	 * slab is never stranded as one CPU's active slab while another CPU's VM path
-	 * needs it. Drained reserve slabs wait on rsv_spent for frees and the poller. */
+	 * needs it. Drained reserve slabs wait on rsv_spent for frees: the next reserve
+	 * allocation takes one with free objects back before dipping into a spare, and
+	 * the poller returns the all-free ones to the full list. */
 	struct kmalloc_slab *rsv_slab;
 	struct kmalloc_slab *rsv_spent;
 	int reserve;
