@@ -139,8 +139,12 @@ inline void cpu_spinwait() { rt_spinwait(); }
  * A place where a real kernel could be preempted, interrupted, or simply be
  * overtaken by another CPU. Allocator code sprinkles them where the real code has
  * windows (between reading per-CPU state and acting on it, around lock hand-offs).
+ * Always inlined, as crit_exit() is: the runtime takes the return address of its slow
+ * path as the site of a scheduling event (the fuzzers' scheduling coverage), which
+ * must be the caller's call site, not one out-of-line copy shared by all of them.
  */
-inline void preempt_point()
+#define KENV_SITE_INLINE __attribute__((always_inline)) inline
+KENV_SITE_INLINE void preempt_point()
 {
 #ifndef SLABFUZZ_PERF
 	rt_preempt();
@@ -156,7 +160,7 @@ inline void crit_enter()
 	std::atomic_signal_fence(std::memory_order_seq_cst);
 }
 
-inline void crit_exit()
+KENV_SITE_INLINE void crit_exit()
 {
 	thread *td = curthread_tls;
 	std::atomic_signal_fence(std::memory_order_seq_cst);
