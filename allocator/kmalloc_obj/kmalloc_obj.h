@@ -9,9 +9,11 @@
  *  (B) a spare-slab reserve: a zone keeps X all-free slabs on its full list.
  *      Ordinary allocations never take the last X (once the VM is up);
  *      M_USE_RESERVE allocations may, through one reserve slab the zone shares
- *      among all CPUs (so that no spare is stranded in one CPU's cache). Whenever the zone takes a new slab or dips into
- *      the reserve, it tries to top the reserve back up to X without blocking, after
- *      leaving its critical section.
+ *      among all CPUs (so that no spare is stranded in one CPU's cache); objects
+ *      freed into a drained reserve slab serve them again before another spare is
+ *      taken. Whenever the zone takes a new slab, dips into the reserve, or makes a
+ *      reserve allocation while short of X spares, it tries to top the reserve back
+ *      up to X without blocking, after leaving its critical section.
  *
  * Misuse is detected with a panic naming the zone: double free, free to the wrong
  * zone, free of an interior pointer, free of a pointer no slab owns, destroy of a zone
