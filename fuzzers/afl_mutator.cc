@@ -1,5 +1,6 @@
 // afl_mutator.cc - AFL++'s custom mutator (AFL_CUSTOM_MUTATOR_LIBRARY): the same
-// structure-aware mutation and crossover as libFuzzer's, behind afl_custom_fuzz.
+// structure-aware mutation and crossover as libFuzzer's, behind afl_custom_fuzz, but
+// that short programs are grown first (see kMinOps).
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -8,6 +9,12 @@
 #include "fuzzers/mutator.h"
 
 namespace {
+// AFL++ favours, for each edge, the smallest input that reaches it, and its queue fills
+// with programs of one or two operations; a race needs a dozen and more. A program
+// shorter than kMinOps operations is first grown to that length with random ones.
+constexpr size_t kMinOps = 16;
+constexpr size_t kGrowBelow = slabfuzz::kHeaderSize + kMinOps * slabfuzz::kRecordSize;
+
 struct State {
   uint64_t seed;
   std::vector<uint8_t> buf;
@@ -29,6 +36,8 @@ extern "C" size_t afl_custom_fuzz(void* data, uint8_t* in, size_t in_size, uint8
   size_t n;
   if (add != nullptr && add_size > 0 && seed % 4 == 0)
     n = slabfuzz::crossover_bytes(in, in_size, add, add_size, s->buf.data(), max_size, seed);
+  else if (in_size < kGrowBelow)
+    n = slabfuzz::grow_bytes(s->buf.data(), in_size, max_size, kMinOps, seed);
   else
     n = slabfuzz::mutate_bytes(s->buf.data(), in_size, max_size, seed);
   *out = s->buf.data();

@@ -174,6 +174,20 @@ size_t mutate_bytes(uint8_t* data, size_t size, size_t max_size, uint64_t seed) 
   return out.size();
 }
 
+size_t grow_bytes(uint8_t* data, size_t size, size_t max_size, size_t min_ops, uint64_t seed) {
+  Rng rng(seed);
+  if (max_size < kHeaderSize) return std::min(size, max_size);
+  size_t max_ops = std::min(kMaxOps, (max_size - kHeaderSize) / kRecordSize);
+  Program p = decode(std::span<const uint8_t>(data, size));
+  while (p.ops.size() < std::min(min_ops, max_ops))
+    p.ops.insert(p.ops.begin() + static_cast<long>(rng.below(p.ops.size() + 1)),
+                 random_op(p, rng));
+  mutate_program(&p, rng, max_ops);
+  std::vector<uint8_t> out = encode(p);
+  memcpy(data, out.data(), out.size());
+  return out.size();
+}
+
 size_t crossover_bytes(const uint8_t* d1, size_t s1, const uint8_t* d2, size_t s2, uint8_t* out,
                        size_t max_out, uint64_t seed) {
   Rng rng(seed);

@@ -41,6 +41,9 @@ Program crossover_programs(const Program& a, const Program& b, Rng& rng, size_t 
 
 // Byte-level entry points for the engines. Return the new size (<= max_size).
 size_t mutate_bytes(uint8_t* data, size_t size, size_t max_size, uint64_t seed);
+// mutate_bytes() after inserting random operations until the program has min_ops (for
+// AFL++, whose queue favours the smallest input per edge: races need longer programs).
+size_t grow_bytes(uint8_t* data, size_t size, size_t max_size, size_t min_ops, uint64_t seed);
 size_t crossover_bytes(const uint8_t* d1, size_t s1, const uint8_t* d2, size_t s2, uint8_t* out,
                        size_t max_out, uint64_t seed);
 

@@ -103,6 +103,24 @@ TEST(Mutator, OutputAlwaysDecodesToItselfAndFits) {
   }
 }
 
+// AFL++'s mutator grows short programs first: at least min_ops operations (less the
+// few a following mutation may delete), never past max_size, always canonical.
+TEST(Mutator, GrowReachesTheMinimumAndFits) {
+  Rng rng(5);
+  for (int i = 0; i < 5000; i++) {
+    size_t max = kHeaderSize + kRecordSize * (1 + rng.below(80));
+    std::vector<uint8_t> buf = RandomBytes(rng, 40);
+    buf.resize(std::max(buf.size(), max));
+    size_t in = std::min<size_t>(rng.below(40), max);
+    size_t n = grow_bytes(buf.data(), in, max, 16, rng.next());
+    ASSERT_LE(n, max);
+    std::vector<uint8_t> out(buf.begin(), buf.begin() + static_cast<long>(n));
+    EXPECT_EQ(encode(decode(out)), out);
+    size_t want = std::min<size_t>(16, (max - kHeaderSize) / kRecordSize);
+    EXPECT_GE(decode(out).ops.size() + 3, want) << "max " << max;
+  }
+}
+
 TEST(Mutator, CrossoverAlwaysDecodesAndFits) {
   Rng rng(4);
   for (int i = 0; i < 5000; i++) {
