@@ -188,7 +188,12 @@ def main():
             found = [t for t in times if t is not None]
             if len(found) < len(times):
                 missed = True
-            med = statistics.median(found) if len(found) == len(times) else None
+            # A run that found nothing counts as infinitely long: the median is a time
+            # when more than half the runs found the bug, and "> timeout" otherwise.
+            med = statistics.median_low(
+                [t if t is not None else float("inf") for t in times])
+            if med == float("inf"):
+                med = None
             rows.append((bug, eng, med, len(found), len(times),
                          max(set(t for t in titles if t), key=titles.count) if found else "-"))
     lines = [f"{'bug':24s} {'engine':6s} {'median':>9s} {'found':>6s}  title"]
