@@ -97,8 +97,8 @@ class Exec {
   int streams_done_ = 0;       // CPUs whose operation stream has ended
   int ticks_[kMaxCpus] = {};   // clock interrupts so far, per CPU
   static_assert(kMaxCpus == 4);
-  int last_zone_[kMaxCpus] = {-1, -1, -1, -1};
-  std::vector<uintptr_t> oldest_[kMaxCpus];  // per CPU: free_some's objects  // per CPU: the zone its thread last allocated from
+  int last_zone_[kMaxCpus] = {-1, -1, -1, -1};  // per CPU: the zone its thread last allocated from
+  std::vector<uintptr_t> oldest_[kMaxCpus];      // per CPU: free_some's objects
   char poll_chan_ = 0;
 };
 

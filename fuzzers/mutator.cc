@@ -164,14 +164,7 @@ Program crossover_programs(const Program& a, const Program& b, Rng& rng, size_t 
 }
 
 size_t mutate_bytes(uint8_t* data, size_t size, size_t max_size, uint64_t seed) {
-  Rng rng(seed);
-  if (max_size < kHeaderSize) return std::min(size, max_size);
-  size_t max_ops = std::min(kMaxOps, (max_size - kHeaderSize) / kRecordSize);
-  Program p = decode(std::span<const uint8_t>(data, size));
-  mutate_program(&p, rng, max_ops);
-  std::vector<uint8_t> out = encode(p);
-  memcpy(data, out.data(), out.size());
-  return out.size();
+  return grow_bytes(data, size, max_size, 0, seed);
 }
 
 size_t grow_bytes(uint8_t* data, size_t size, size_t max_size, size_t min_ops, uint64_t seed) {
