@@ -8,6 +8,8 @@
 //                                     K (64) operations (as the mutator makes them), timed;
 //                                     --bench-ops=0 times a run's fixed cost (boot, teardown)
 //                                     --bench-no-clock: the same programs without the clock
+//                                     prints exec/s (wall clock and CPU time) and a
+//                                     fingerprint of the interleavings run
 //
 // A file is a program in binary form, or in text form if it ends in ".txt". Exit 0
 // when every program ran clean (or, with --expect-crash, each ended with that title);
