@@ -432,12 +432,11 @@ class Runtime::Impl {
   // refers to while its run lasts); the others keep their order, which wakeup() and
   // priority ties follow.
   void drop_done(const DetThread* keep) {
-    std::erase_if(order, [keep](const DetThread* t) {
-      return t->state == DetThread::kDone && t != keep;
-    });
+    auto gone = [keep](const DetThread* t) { return t->state == DetThread::kDone && t != keep; };
+    std::erase_if(order, gone);
     size_t j = 0;
     for (size_t i = 0; i < threads.size(); i++) {
-      if (threads[i]->state == DetThread::kDone && threads[i].get() != keep)
+      if (gone(threads[i].get()))
         recycle_thread(std::move(threads[i]));
       else
         threads[j++] = std::move(threads[i]);

@@ -553,7 +553,7 @@ kmalloc_slab *kmo_take_full(kmalloc_zone *zone, bool *dipped)
 
 /* A reserve allocation (M_USE_RESERVE, the VM up): from the zone's shared reserve
  * slab, dipping into the spares when it is drained. Any CPU, any critical state. */
-void *kmo_alloc_reserve(kmalloc_zone *zone, bool *reused, bool *dipped)
+void *kmo_alloc_reserve(kmalloc_zone *zone, bool *reused)
 {
 	void *obj = nullptr;
 	spin_lock(&zone->spin);
@@ -583,7 +583,6 @@ void *kmo_alloc_reserve(kmalloc_zone *zone, bool *reused, bool *dipped)
 		zone->nfull--;
 		zone->rsv_slab = rs;
 		zone->dips.fetch_add(1);
-		*dipped = true;
 	}
 	if (rs != nullptr)
 		obj = kmo_take(rs, reused);
@@ -664,12 +663,12 @@ void *kmo_alloc_slow(kmalloc_zone *zone, int flags, bool *reused)
 		}
 		if ((flags & M_USE_RESERVE) && zone->reserve > 0 &&
 		    kenv::current_boot_phase() >= kenv::boot_phase::VM_READY) {
-			obj = kmo_alloc_reserve(zone, reused, &dipped);
-			/* A spare still missing is looked for again at each reserve
-			 * allocation: the memory may be back since it was dipped into
+			obj = kmo_alloc_reserve(zone, reused);
+			/* Short of spares (just dipped, or since an earlier dip): look for
+			 * them again at each reserve allocation, since the memory may be back
 			 * (the pageout daemon frees pages as it allocates). */
-			want_refill |= dipped || zone->nfull.load(std::memory_order_relaxed) <
-						 static_cast<size_t>(zone->reserve);
+			want_refill |= zone->nfull.load(std::memory_order_relaxed) <
+				       static_cast<size_t>(zone->reserve);
 			if (obj != nullptr) {
 				pc->slab_allocs.inc();
 				break;

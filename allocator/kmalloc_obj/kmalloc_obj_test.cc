@@ -46,6 +46,17 @@ class KmallocObjTest : public ::testing::Test {
     return rt.run();
   }
   Outcome Run1(std::function<void()> fn) { return Run(1, 1, {std::move(fn)}); }
+
+  // (B)'s test bench: a zone with x spare slabs filled, then a page source with no
+  // page left for anyone.
+  static kmalloc_zone* SparesThenNoPages(size_t objsize, int x) {
+    kmalloc_zone* z = kmalloc_create_obj("SWAPMETA", objsize, 0);
+    kmalloc_obj_set_reserve(z, x);
+    EXPECT_EQ(kmalloc_obj_reserve_refill(z), x);
+    EXPECT_EQ(kmalloc_obj_stats(z).reserve_level, static_cast<uint64_t>(x));
+    kenv::page_source_pressure(1u << 30);
+    return z;
+  }
 };
 
 // Allocations from the magazine are counted by derivation (frees - flushed - level):
@@ -264,14 +275,9 @@ TEST_F(KmallocObjTest, BootSlabsServeBeforeTheVmAndNeverGoBack) {
 // chain as deep as the reserve never blocks or fails with the page source empty.
 TEST_F(KmallocObjTest, ReserveHoldsForSystemAllocationsOnly) {
   Outcome o = Run1([] {
-    kmalloc_zone* z = kmalloc_create_obj("SWAPMETA", 1024, 0);
     const int X = 3;
-    kmalloc_obj_set_reserve(z, X);
-    EXPECT_EQ(kmalloc_obj_reserve_refill(z), X);
+    kmalloc_zone* z = SparesThenNoPages(1024, X);
     size_t cap = kmalloc_obj_stats(z).objs_per_slab;
-    EXPECT_EQ(kmalloc_obj_stats(z).reserve_level, static_cast<uint64_t>(X));
-    // Empty the page source entirely.
-    kenv::page_source_pressure(1u << 30);
     EXPECT_EQ(kenv::vm_free_count(), 0u);
     // Ordinary allocations: nothing.
     EXPECT_EQ(kmalloc_obj(1024, z, M_RNOWAIT | M_NULLOK), nullptr);
@@ -306,10 +312,7 @@ TEST_F(KmallocObjTest, ReserveHoldsForSystemAllocationsOnly) {
 // SWAPMETA outlasts many pageouts, and the daemon waits for pages when it runs out).
 TEST_F(KmallocObjTest, MissingSpareIsRefilledByTheNextReserveAllocation) {
   Outcome o = Run1([] {
-    kmalloc_zone* z = kmalloc_create_obj("SWAPMETA", 256, 0);
-    kmalloc_obj_set_reserve(z, 1);
-    EXPECT_EQ(kmalloc_obj_reserve_refill(z), 1);
-    kenv::page_source_pressure(1u << 30);
+    kmalloc_zone* z = SparesThenNoPages(256, 1);
     std::vector<void*> objs;
     objs.push_back(kmalloc_obj(256, z, M_NOWAIT));  // dips; the refill finds no page
     ASSERT_NE(objs.back(), nullptr);
@@ -336,11 +339,8 @@ TEST_F(KmallocObjTest, MissingSpareIsRefilledByTheNextReserveAllocation) {
 // objects as came back.
 TEST_F(KmallocObjTest, FreedReserveObjectsServeTheReserveAgain) {
   Outcome o = Run1([] {
-    kmalloc_zone* z = kmalloc_create_obj("SWAPMETA", 1024, 0);
-    kmalloc_obj_set_reserve(z, 2);
-    EXPECT_EQ(kmalloc_obj_reserve_refill(z), 2);
+    kmalloc_zone* z = SparesThenNoPages(1024, 2);
     size_t cap = kmalloc_obj_stats(z).objs_per_slab;
-    kenv::page_source_pressure(1u << 30);
     std::vector<void*> objs;
     for (size_t i = 0; i < 2 * cap; i++) {
       objs.push_back(kmalloc_obj(1024, z, M_NOWAIT));
