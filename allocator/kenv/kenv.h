@@ -25,8 +25,14 @@
 #include <cstddef>
 #include <cstdint>
 
+/* SLABFUZZ_HAVE_ASAN: the process runs under ASan, so that its interface (poisoning,
+ * fiber switches, region queries) works, whether or not this file is instrumented
+ * (the fuzzing builds leave the framework uninstrumented: SLABFUZZ_ASAN says so). */
+#if defined(SLABFUZZ_ASAN)
+#define SLABFUZZ_HAVE_ASAN 1
+#endif
 #if defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) && !defined(SLABFUZZ_HAVE_ASAN)
 #define SLABFUZZ_HAVE_ASAN 1
 #endif
 #if __has_feature(thread_sanitizer)

@@ -19,6 +19,10 @@
 #include <cstdlib>
 #include <vector>
 
+// kenv.h before the test below, which reads its SLABFUZZ_HAVE_ASAN (included after
+// it, as it once was, no free page was ever poisoned).
+#include "allocator/kenv/kenv.h"
+
 #ifdef SLABFUZZ_HAVE_ASAN
 #include <sanitizer/asan_interface.h>
 #define PS_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
@@ -27,8 +31,6 @@
 #define PS_POISON(p, n) ((void)(p), (void)(n))
 #define PS_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
-
-#include "allocator/kenv/kenv.h"
 
 namespace kenv {
 

@@ -9,6 +9,10 @@
 #include "allocator/kenv/runtime.h"
 #include "gtest/gtest.h"
 
+#ifdef SLABFUZZ_HAVE_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace kenv {
 namespace {
 
@@ -65,6 +69,34 @@ TEST_F(PageSourceTest, SlabChunksAreAlignedToTheirSize) {
     vm_chunk_free(p, 32);
   });
   ASSERT_TRUE(o.ok()) << o.title;
+}
+
+// Under ASan a chunk is addressable while it is out and poisoned once it is back (a use
+// of a slab after it went back to the VM is reported), unless asked to stay poisoned.
+TEST_F(PageSourceTest, FreedChunksArePoisoned) {
+#ifndef SLABFUZZ_HAVE_ASAN
+  GTEST_SKIP() << "needs ASan";
+#else
+  Outcome o = OnCpu([&] {
+    void* slab = vm_chunk_alloc(32, 128 * 1024, VM_TIER_NORMAL, false, "slab");
+    void* page = vm_chunk_alloc(1, PAGE_SIZE, VM_TIER_NORMAL, false, "page");
+    ASSERT_NE(slab, nullptr);
+    ASSERT_NE(page, nullptr);
+    EXPECT_EQ(__asan_region_is_poisoned(slab, 128 * 1024), nullptr);
+    EXPECT_EQ(__asan_region_is_poisoned(page, PAGE_SIZE), nullptr);
+    vm_chunk_free(slab, 32);
+    vm_chunk_free(page, 1);
+    EXPECT_TRUE(__asan_address_is_poisoned(slab));
+    EXPECT_TRUE(__asan_address_is_poisoned(static_cast<char*>(slab) + 128 * 1024 - 1));
+    EXPECT_TRUE(__asan_address_is_poisoned(page));
+    // Asked for a poisoned chunk: it comes as it went back.
+    void* again = vm_chunk_alloc(32, 128 * 1024, VM_TIER_NORMAL, false, "slab", true);
+    ASSERT_NE(again, nullptr);
+    EXPECT_TRUE(__asan_address_is_poisoned(again));
+    vm_chunk_free(again, 32, true);
+  });
+  ASSERT_TRUE(o.ok()) << o.title;
+#endif
 }
 
 TEST_F(PageSourceTest, FailNthFailsExactlyTheNthRequest) {
