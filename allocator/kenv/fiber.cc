@@ -105,7 +105,8 @@ Fiber::~Fiber() {
     char* bottom = stack_ + 4096;
     char* low = static_cast<char*>(sp_) - 256;
     if (low < bottom || low > bottom + stack_size_) low = bottom;
-    ASAN_UNPOISON_MEMORY_REGION(low, static_cast<size_t>(bottom + stack_size_ - low));
+    // (The function: the macro is empty where this file is not instrumented.)
+    __asan_unpoison_memory_region(low, static_cast<size_t>(bottom + stack_size_ - low));
 #endif
     t_stacks.free.push_back(stack_);
   } else {

@@ -25,8 +25,10 @@
 
 #ifdef SLABFUZZ_HAVE_ASAN
 #include <sanitizer/asan_interface.h>
-#define PS_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define PS_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+// The functions, not the ASAN_*_MEMORY_REGION macros: those are empty in a file built
+// without ASan's instrumentation (the fuzzing builds' framework).
+#define PS_POISON(p, n) __asan_poison_memory_region((p), (n))
+#define PS_UNPOISON(p, n) __asan_unpoison_memory_region((p), (n))
 #else
 #define PS_POISON(p, n) ((void)(p), (void)(n))
 #define PS_UNPOISON(p, n) ((void)(p), (void)(n))
