@@ -19,7 +19,7 @@ to find in --config=asan, where everything is instrumented (ci/test).
 
 def framework_copts():
     return select({
-        "//fuzzers:engine_libfuzzer": ["-fno-sanitize=fuzzer-no-link", "-fno-sanitize=address"],
-        "//fuzzers:engine_afl": ["-fno-sanitize=address"],
+        "//fuzzers:engine_libfuzzer": ["-fno-sanitize=fuzzer-no-link", "-fno-sanitize=address,undefined"],
+        "//fuzzers:engine_afl": ["-fno-sanitize=address,undefined"],
         "//conditions:default": [],
     })

@@ -251,7 +251,9 @@ class Runtime::Impl {
     order_insert(t);
   }
 
-  bool eligible(DetThread* t) const {
+  // Inlined into the scheduler's scan (called at every preemption point, for every
+  // thread above the one that runs).
+  __attribute__((always_inline)) bool eligible(DetThread* t) const {
     if (t->state != DetThread::kRunnable) return false;
     if (t->fire_at > cpu_steps[t->cpu]) return false;  // a timer not yet due
     if (solo != nullptr && t != solo) return false;

@@ -43,6 +43,7 @@
 #include <cstddef>
 
 #include "allocator/kenv/kenv.h"
+#include "allocator/kmalloc_obj/kmalloc_obj_impl.h"
 
 #ifdef SLABFUZZ_HAVE_ASAN
 #include <sanitizer/asan_interface.h>
@@ -62,92 +63,8 @@ using kenv::preempt_point;
 using kenv::spin_lock;
 using kenv::spin_unlock;
 
-#define KMSLAB_MAGIC	0x6b6d736cU
-#define KMSLAB_BOOT	0x0001
-#define KMO_FREE_FILL	0xdb	/* freed objects are filled with this (not in perf) */
-#define KMO_MAG		64	/* per-CPU magazine of free objects, per zone, at most */
-#define KMO_MAG_BYTES	8192	/* ... and about this much memory: 4 KiB objects get 4 */
-#define KMO_MAG_MIN	4
-
-enum kmslab_where {
-	KMS_NONE, KMS_ACTIVE, KMS_ALTERNATE, KMS_PARTIAL, KMS_EMPTY, KMS_FULL,
-	KMS_RESERVE,	/* the zone's shared reserve slab */
-	KMS_SPENT,	/* drained by reserve allocations, waiting for frees */
-};
-
-struct kmalloc_slab {
-	uint32_t magic;
-	uint32_t flags;
-	struct kmalloc_slab *next;
-	struct kmalloc_zone *zone;
-	uintptr_t base;			/* first object */
-	size_t objsize;
-	size_t ncount;
-	size_t rmask;			/* free ring slots - 1 (a power of two >= ncount) */
-	uint64_t objinv;		/* ceil(2^32 / objsize): offset / objsize by a multiply */
-	int where;			/* kmslab_where */
-	std::atomic<int> cpu;		/* owning CPU while active or alternate */
-	void *vm_cookie;
-	size_t aindex;
-	std::atomic<size_t> findex;
-	std::atomic<size_t> xindex;
-	std::atomic<uint8_t> *state;	/* per object: 1 allocated, 0 free */
-	/* The free ring. Relaxed atomics: a slot (k mod ncount) is rewritten by free
-	 * k+ncount only after allocation k consumed it, since frees never outnumber
-	 * allocations; that counting argument, not a lock, orders them. */
-	std::atomic<void *> *fobjs;
-};
-
-/* A counter written by one CPU in a critical section, read by anyone. */
-using kmo_counter = kenv::wcounter<uint64_t>;
-
-struct alignas(64) kmalloc_pcpu {
-	struct kmalloc_slab *active;
-	struct kmalloc_slab *alternate;
-	kenv::spinlock spin;
-	struct kmalloc_slab *partial;
-	struct kmalloc_slab *empty;
-	/* Statistics. An allocation from the magazine counts nothing: those are
-	 * frees - mag_out - mag_n (every object in or out of the magazine went in by a
-	 * free and leaves by an allocation or a flush), which keeps the fast path's
-	 * allocation to one store-to-load chain fewer. */
-	kmo_counter slab_allocs;	/* allocations not served by the magazine */
-	kmo_counter frees;
-	kmo_counter remote_frees;
-	kmo_counter mag_out;		/* objects flushed from the magazine */
-	/* The magazine: objects this CPU freed, handed out again first (LIFO), without
-	 * touching their slab's ring. Only this CPU, inside a critical section (and
-	 * kmalloc_destroy_obj, on a quiescent zone). */
-	kenv::wcounter<int> mag_n;
-	void *mag[KMO_MAG];
-};
-
-struct kmalloc_zone {
-	char name[40];
-	size_t objsize;
-	size_t ncount;
-	size_t limit;
-	int mag_cap;			/* magazine capacity: KMO_MAG_BYTES of objects */
-	kenv::spinlock spin;
-	struct kmalloc_slab *full;
-	std::atomic<size_t> nfull{0};
-	/* (B) once dipped into: reserve allocations of every CPU share one slab, taken
-	 * from the full list and consumed under the zone spinlock, so that a spare
-	 * slab is never stranded as one CPU's active slab while another CPU's VM path
-	 * needs it. Drained reserve slabs wait on rsv_spent for frees: the next reserve
-	 * allocation takes one with free objects back before dipping into a spare, and
-	 * the poller returns the all-free ones to the full list. */
-	struct kmalloc_slab *rsv_slab;
-	struct kmalloc_slab *rsv_spent;
-	int reserve;
-	std::atomic<int> refilling{0};
-	std::atomic<int> pollers{0};	/* polls under way; destroy waits for none */
-	bool dying;			/* being destroyed: the poller skips it */
-	std::atomic<uint64_t> slabs{0}, boot_slabs{0}, slabs_allocated{0}, slabs_freed{0};
-	std::atomic<uint64_t> dips{0}, refills_tried{0}, refills_failed{0}, failed_allocs{0};
-	struct kmalloc_zone *next_zone;
-	struct kmalloc_pcpu pcpu[kenv::MAXCPU];
-};
+/* The slab registry (kmalloc_obj_impl.h): written under kmo_tab_spin. */
+std::atomic<kmalloc_slab *> kmo_slabtab[KMO_TAB_SIZE];
 
 namespace {
 
@@ -192,19 +109,9 @@ kmalloc_zone *kmo_zone_new()
 	return new (zone) kmalloc_zone();
 }
 
-/* Open addressing over slab addresses, lock-free lookup: a free of a pointer that no
- * slab owns is detected without touching the foreign memory. */
-constexpr size_t KMO_TAB_SIZE = 1u << 16;
-kmalloc_slab *const KMO_TOMB = reinterpret_cast<kmalloc_slab *>(1);
-std::atomic<kmalloc_slab *> kmo_slabtab[KMO_TAB_SIZE];
 kenv::spinlock kmo_tab_spin;
 std::atomic<size_t> kmo_tab_live{0};
 std::vector<size_t> kmo_tab_touched;	/* slots ever written, for kmalloc_obj_reset() */
-
-inline size_t kmo_hash(uintptr_t slab)
-{
-	return static_cast<size_t>(((slab >> 17) * 0x9e3779b97f4a7c15ULL) >> 48) & (KMO_TAB_SIZE - 1);
-}
 
 void kmo_register(kmalloc_slab *slab)
 {
@@ -240,19 +147,6 @@ void kmo_unregister(kmalloc_slab *slab)
 		}
 	}
 	spin_unlock(&kmo_tab_spin);
-}
-
-bool kmo_registered(const void *slab)
-{
-	size_t i = kmo_hash(reinterpret_cast<uintptr_t>(slab));
-	for (size_t n = 0; n < KMO_TAB_SIZE; n++, i = (i + 1) & (KMO_TAB_SIZE - 1)) {
-		kmalloc_slab *cur = kmo_slabtab[i].load(std::memory_order_acquire);
-		if (cur == nullptr)
-			return false;
-		if (cur == slab)
-			return true;
-	}
-	return false;
 }
 
 /* ---- slab layout ------------------------------------------------------------------ */
@@ -355,25 +249,6 @@ kmalloc_slab *kmo_slab_init(void *chunk, kmalloc_zone *zone, uint32_t flags)
 	return slab;
 }
 
-/* Object index of an offset from the first object (offset / objsize). */
-inline size_t kmo_index(const kmalloc_slab *slab, uintptr_t off)
-{
-	return static_cast<size_t>((off * slab->objinv) >> 32);
-}
-
-/* Ring entry k (aindex <= k < xindex). */
-inline void *kmo_ring_at(const kmalloc_slab *slab, size_t k)
-{
-	if (k < slab->ncount)
-		return reinterpret_cast<void *>(slab->base + k * slab->objsize);
-	return slab->fobjs[k & slab->rmask].load(std::memory_order_relaxed);
-}
-
-inline size_t kmo_nfree(const kmalloc_slab *slab)
-{
-	return slab->xindex.load(std::memory_order_acquire) - slab->aindex;
-}
-
 /* Owner CPU, inside a critical section, nfree > 0. *reused: the object was freed
  * before (the first ncount hand-outs of a slab are fresh objects). */
 inline void *kmo_take(kmalloc_slab *slab, bool *reused)
@@ -408,12 +283,6 @@ inline void kmo_put(kmalloc_slab *slab, void *obj)
 		kenv::cpu_spinwait();
 	}
 	slab->xindex.store(i + 1, std::memory_order_release);
-}
-
-inline kmalloc_slab *kmo_slab_of(const void *obj)
-{
-	return reinterpret_cast<kmalloc_slab *>(reinterpret_cast<uintptr_t>(obj) &
-						~KMALLOC_SLAB_MASK);
 }
 
 /* Returns the n oldest objects of pc's magazine to their slabs' rings. */
@@ -1106,258 +975,6 @@ void kmalloc_destroy_obj(struct kmalloc_zone *zone)
 	kmo_zone_recycle(zone);
 	if (kthread)
 		spin_unlock(&kmo_zones_spin);
-}
-
-KENV_CHECKER uint64_t kmalloc_obj_activity(const struct kmalloc_zone *zone)
-{
-	uint64_t h = 0;
-	for (int cpu = 0; cpu < kenv::ncpus(); cpu++) {
-		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
-		h = h * 0x100000001b3ULL + pc->slab_allocs.get();
-		h = h * 0x100000001b3ULL + pc->frees.get();
-		h = h * 0x100000001b3ULL + static_cast<uint64_t>(pc->mag_n.get());
-	}
-	h = h * 0x100000001b3ULL + zone->slabs.load(std::memory_order_relaxed);
-	h = h * 0x100000001b3ULL + zone->nfull.load(std::memory_order_relaxed);
-	h = h * 0x100000001b3ULL + zone->dips.load(std::memory_order_relaxed);
-	return h | 1;	/* never 0: 0 means "never checked" to callers */
-}
-
-KENV_CHECKER struct kmalloc_zone_stats kmalloc_obj_counters(const struct kmalloc_zone *zone)
-{
-	kmalloc_zone_stats st{};
-	st.name = zone->name;
-	st.objsize = zone->objsize;
-	st.objs_per_slab = zone->ncount;
-	for (int cpu = 0; cpu < kenv::ncpus(); cpu++) {
-		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
-		/* Read racily, the parts may disagree for a moment: never below zero. */
-		uint64_t frees = pc->frees.get();
-		uint64_t from_mag = frees - pc->mag_out.get() - uint64_t(pc->mag_n.get());
-		if (int64_t(from_mag) < 0)
-			from_mag = 0;
-		st.percpu_allocs[cpu] = pc->slab_allocs.get() + from_mag;
-		st.percpu_frees[cpu] = frees;
-		st.allocs += st.percpu_allocs[cpu];
-		st.frees += frees;
-		st.remote_frees += pc->remote_frees.get();
-	}
-	st.inuse = st.allocs - st.frees;
-	st.slabs = zone->slabs.load();
-	st.boot_slabs = zone->boot_slabs.load();
-	st.slabs_allocated = zone->slabs_allocated.load();
-	st.slabs_freed = zone->slabs_freed.load();
-	st.reserve_target = static_cast<uint64_t>(zone->reserve);
-	st.reserve_level = zone->nfull.load();
-	st.reserve_dips = zone->dips.load();
-	st.refills_tried = zone->refills_tried.load();
-	st.refills_failed = zone->refills_failed.load();
-	st.failed_allocs = zone->failed_allocs.load();
-	return st;
-}
-
-KENV_CHECKER struct kmalloc_zone_stats kmalloc_obj_stats(const struct kmalloc_zone *zone)
-{
-	kmalloc_zone_stats st = kmalloc_obj_counters(zone);
-	/* The shared reserve slab changes under the zone lock (from a kernel thread, take
-	 * it; a driver reading between runs needs none). */
-	bool locked = kenv::curthread() != nullptr;
-	if (locked)
-		spin_lock(const_cast<kenv::spinlock *>(&zone->spin));
-	st.reserve_objects = zone->rsv_slab != nullptr ? kmo_nfree(zone->rsv_slab) : 0;
-	if (locked)
-		spin_unlock(const_cast<kenv::spinlock *>(&zone->spin));
-	return st;
-}
-
-/* Nonzero state bytes in [from, to): eight at a time, since most are zero. */
-static KENV_CHECKER size_t kmo_count_marked(const uint8_t *st, size_t from, size_t to)
-{
-	size_t n = 0, k = from;
-	for (; k < to && (k & 7); k++)
-		n += st[k] != 0;
-	for (; k + 8 <= to; k += 8) {
-		uint64_t w;
-		memcpy(&w, st + k, 8);
-		if (w == 0)
-			continue;
-		for (int b = 0; b < 8; b++)
-			n += st[k + b] != 0;
-	}
-	for (; k < to; k++)
-		n += st[k] != 0;
-	return n;
-}
-
-KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zone *zone,
-							    bool deep)
-{
-	std::vector<std::string> problems;
-	char buf[256];
-	auto bad = [&](const char *fmt, auto... args) KENV_CHECKER {
-		snprintf(buf, sizeof(buf), fmt, args...);
-		problems.emplace_back(buf);
-	};
-	size_t allocated = 0, slabs = 0, boot = 0, nfull = 0;
-	/* Scratch kept per thread: a fuzzer checks after nearly every operation. */
-	static thread_local std::vector<const kmalloc_slab *> seen;	/* sorted: on two lists? */
-	seen.clear();
-	/* One buffer for the free-ring walk of every slab (no allocation per slab). */
-	static thread_local std::vector<char> on_ring;
-	/* Objects in magazines are free but not on their slab's ring. */
-	static thread_local std::vector<const kmalloc_slab *> in_mag;	/* per object, sorted */
-	in_mag.clear();
-	size_t mag_total = 0;	/* shallow: magazine objects of every CPU */
-	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
-		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
-		if (pc->mag_n < 0 || pc->mag_n > zone->mag_cap) {
-			bad("cpu%d: magazine count %d", cpu, pc->mag_n.get());
-			continue;
-		}
-		for (int k = 0; k < pc->mag_n; k++) {
-			const kmalloc_slab *ms = kmo_slab_of(pc->mag[k]);
-			if (!kmo_registered(ms) || ms->zone != zone)
-				bad("cpu%d: magazine holds foreign %p", cpu, pc->mag[k]);
-			else if (deep)
-				in_mag.push_back(ms);
-			else
-				mag_total++;
-		}
-	}
-	/* Deep: each slab's magazine objects (sorted, for a lookup per slab). Shallow: only
-	 * their number, taken off the total below (a sort per check is most of its cost). */
-	std::sort(in_mag.begin(), in_mag.end());
-	/* Returns whether s is a slab at all (a list walk stops at one that is not). */
-	auto visit = [&](const kmalloc_slab *s, int where) KENV_CHECKER -> bool {
-		if (!kmo_registered(s)) {
-			bad("list %d holds %p, no slab", where, static_cast<const void *>(s));
-			return false;
-		}
-		slabs++;
-		seen.push_back(s);
-		if (s->magic != KMSLAB_MAGIC || s->zone != zone) {
-			bad("slab %p: bad magic or zone", static_cast<const void *>(s));
-			return true;
-		}
-		if (s->flags & KMSLAB_BOOT)
-			boot++;
-		if (s->where != where)
-			bad("slab %p: on list %d but marked %d", static_cast<const void *>(s), where,
-			    s->where);
-		size_t a = s->aindex, x = s->xindex.load(), f = s->findex.load();
-		if (!(a <= x && x <= f) || x - a > s->ncount)
-			bad("slab %p: indices a=%zu x=%zu f=%zu n=%zu", static_cast<const void *>(s),
-			    a, x, f, s->ncount);
-		auto range = std::equal_range(in_mag.begin(), in_mag.end(), s);
-		size_t mags = static_cast<size_t>(range.second - range.first);
-		size_t used = s->ncount - (x - a) - mags;
-		if (x - a + mags > s->ncount)
-			used = 0;
-		allocated += used;
-		if (s->base + s->ncount * s->objsize > reinterpret_cast<uintptr_t>(s) + KMALLOC_SLAB_SIZE)
-			bad("slab %p: objects run past the slab", static_cast<const void *>(s));
-		if (where == KMS_FULL && x - a != s->ncount)
-			bad("slab %p: on the full list with %zu live objects",
-			    static_cast<const void *>(s), s->ncount - (x - a));
-		if (!deep)
-			return true;
-		/* Deep: the state map and the free ring, object by object. */
-		const auto *st = reinterpret_cast<const uint8_t *>(s->state);
-		size_t marked = kmo_count_marked(st, 0, s->ncount);
-		if (marked != used)
-			bad("slab %p: %zu objects marked allocated, indices say %zu",
-			    static_cast<const void *>(s), marked, used);
-		/* The first pass over a fresh slab is implicit: ring slot k < ncount is object
-		 * k, never handed out yet, so it must be unallocated (no lookup needed). */
-		size_t implicit_end = x < s->ncount ? x : s->ncount;
-		if (a < implicit_end && kmo_count_marked(st, a, implicit_end) != 0) {
-			for (size_t k = a; k < implicit_end; k++) {
-				if (st[k]) {
-					bad("slab %p: free ring holds allocated %p",
-					    static_cast<const void *>(s),
-					    reinterpret_cast<void *>(s->base + k * s->objsize));
-					break;
-				}
-			}
-		}
-		size_t explicit_from = a > implicit_end ? a : implicit_end;
-		if (explicit_from >= x)
-			return true;	/* a slab still on its first pass: nothing more */
-		on_ring.assign(s->ncount, 0);
-		/* Raw pointers: a checker (no ASan) cannot inline ASan-built library code. */
-		char *ring = on_ring.data();
-		for (size_t k = a; k < implicit_end; k++)
-			ring[k] = 1;
-		/* Past the first pass (explicit_from >= ncount): every entry is a ring slot. */
-		for (size_t k = explicit_from; k < x && k - a <= s->ncount; k++) {
-			const void *o = s->fobjs[k & s->rmask].load(std::memory_order_relaxed);
-			auto p = reinterpret_cast<uintptr_t>(o);
-			uintptr_t off = p - s->base;
-			size_t idx = kmo_index(s, off);
-			if (p < s->base || off >= KMALLOC_SLAB_SIZE || idx * s->objsize != off ||
-			    idx >= s->ncount)
-				bad("slab %p: free ring holds foreign %p", static_cast<const void *>(s), o);
-			else if (st[idx])
-				bad("slab %p: free ring holds allocated %p", static_cast<const void *>(s), o);
-			else if (ring[idx]++)
-				bad("slab %p: %p twice on the free ring", static_cast<const void *>(s), o);
-		}
-		return true;
-	};
-	/* A list walk stops at anything that is not a slab, and after more entries than
-	 * the zone has slabs: a corrupted list (a cycle, say) is reported, not followed
-	 * for ever. */
-	size_t longest = static_cast<size_t>(zone->slabs.load()) + 1;
-	auto walk = [&](const kmalloc_slab *head, int where, const char *what,
-			int cpu) KENV_CHECKER {
-		size_t n = 0;
-		for (const kmalloc_slab *s = head; s; s = s->next) {
-			if (++n > longest) {
-				bad("cpu%d: %s list does not end (more than %zu slabs)", cpu, what,
-				    longest - 1);
-				return;
-			}
-			if (!visit(s, where))
-				return;
-			if (where == KMS_FULL)
-				nfull++;
-		}
-	};
-	for (int cpu = 0; cpu < kenv::MAXCPU; cpu++) {
-		const kmalloc_pcpu *pc = &zone->pcpu[cpu];
-		if (pc->active)
-			visit(pc->active, KMS_ACTIVE);
-		if (pc->alternate)
-			visit(pc->alternate, KMS_ALTERNATE);
-		walk(pc->partial, KMS_PARTIAL, "partial", cpu);
-		walk(pc->empty, KMS_EMPTY, "empty", cpu);
-	}
-	walk(zone->full, KMS_FULL, "full", -1);
-	if (zone->rsv_slab)
-		visit(zone->rsv_slab, KMS_RESERVE);
-	walk(zone->rsv_spent, KMS_SPENT, "spent", -1);
-	std::sort(seen.begin(), seen.end());
-	for (size_t i = 1; i < seen.size(); i++)
-		if (seen[i] == seen[i - 1])
-			bad("slab %p is on two lists", static_cast<const void *>(seen[i]));
-	kmalloc_zone_stats st = kmalloc_obj_counters(zone);
-	if (nfull != zone->nfull)
-		bad("zone %s: full list has %zu slabs, counter says %zu", zone->name, nfull, zone->nfull.load());
-	if (slabs != st.slabs)
-		bad("zone %s: %zu slabs reachable, counter says %llu", zone->name, slabs,
-		    static_cast<unsigned long long>(st.slabs));
-	if (boot != st.boot_slabs)
-		bad("zone %s: %zu boot slabs reachable, %llu registered", zone->name, boot,
-		    static_cast<unsigned long long>(st.boot_slabs));
-	if (allocated < mag_total)
-		bad("zone %s: magazines hold %zu objects, slabs lend out %zu", zone->name, mag_total,
-		    allocated);
-	else
-		allocated -= mag_total;
-	if (allocated != st.inuse)
-		bad("zone %s: %zu objects allocated in slabs, counters say %llu", zone->name,
-		    allocated, static_cast<unsigned long long>(st.inuse));
-	return problems;
 }
 
 struct kmalloc_zone *kmalloc_obj_owner(const void *ptr)
