@@ -8,13 +8,14 @@ exercising the checker instead of the allocator. framework_copts() turns coverag
 for such targets.
 
 In both fuzzing builds (libFuzzer and AFL++) it also leaves the framework without
-ASan's instrumentation (UBSan stays), as libFuzzer and AFL++ leave themselves: what a
-fuzzer is for is the allocator and the VM code, which keep it, and a quarter of every
-execution went to checking the framework's own loads and stores. The framework still
-runs under ASan's runtime (SLABFUZZ_ASAN): free pages and objects are poisoned, fibers
-announce their stacks, and the oracle asks ASan about every object handed out, so a
-poisoned object is reported as before. The framework's own memory errors are ASan's
-to find in --config=asan, where everything is instrumented (ci/test).
+ASan's and UBSan's instrumentation, as libFuzzer and AFL++ leave themselves: what a
+fuzzer is for is the allocator and the VM code, which keep both, and close to half of
+every execution went to checking the framework's own loads, stores and arithmetic. The
+framework still runs under ASan's runtime (SLABFUZZ_ASAN): free pages and objects are
+poisoned, fibers announce their stacks, and the oracle asks ASan about every object
+handed out, so a poisoned object is reported as before. The framework's own errors are
+for --config=asan, where everything is instrumented with both (ci/test: the unit tests,
+the corpora replays, the harness on random programs).
 """
 
 def framework_copts():
