@@ -9,6 +9,7 @@ bug compiled in (--define=slabfuzz_bug=NAME), fuzzes it from an empty corpus wit
 engine:
     custom  libFuzzer with slabfuzz's structure-aware mutator and crossover
     plain   libFuzzer with its own byte-level mutations only
+(both with fuzzers/slabfuzz.dict, as ci/fuzz runs them)
     afl     AFL++ (persistent mode) with the same custom mutator library
 and records the time to the first crash and its title, reproduced ten times (a title
 that changes is reported as not reproducible). Runs use seeds 1..runs, so a
@@ -26,6 +27,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DICT = os.path.join(ROOT, "fuzzers", "slabfuzz.dict")
 TARGET = "kmalloc_obj_reserved_fuzz"
 TITLE_RE = re.compile(r"^slabfuzz: [^\n]+", re.M)
 
@@ -99,8 +101,9 @@ def run_one(binary, engine, seed, timeout, work):
     os.makedirs(crashes)
     start = time.time()
     if engine in ("custom", "plain"):
+        # With the dictionary, as ci/fuzz runs libFuzzer (fuzzers/campaign.py).
         cmd = [binary, f"-seed={seed}", f"-max_total_time={timeout}", "-max_len=528",
-               "-artifact_prefix=" + crashes + "/", "-timeout=30", corpus]
+               "-dict=" + DICT, "-artifact_prefix=" + crashes + "/", "-timeout=30", corpus]
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=timeout + 120)
         found = sorted(os.listdir(crashes))
