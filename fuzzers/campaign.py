@@ -161,9 +161,12 @@ def run_afl(binary, mutator, corpus, out_dir, duration, max_len, quiet, log):
     env = dict(os.environ)
     # No trimming: it shrinks every queue entry to the fewest operations that keep its
     # coverage, and races need many. Programs as long as libFuzzer's (-G = -max_len).
+    # Only the structure-aware mutator (AFL++'s havoc shifts the fixed-width records;
+    # see zoo_campaign.py).
     env.update({"AFL_CUSTOM_MUTATOR_LIBRARY": mutator, "AFL_SKIP_CPUFREQ": "1",
                 "AFL_NO_UI": "1", "AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES": "1",
-                "AFL_NO_AFFINITY": "1", "AFL_DISABLE_TRIM": "1"})
+                "AFL_NO_AFFINITY": "1", "AFL_DISABLE_TRIM": "1",
+                "AFL_CUSTOM_MUTATOR_ONLY": "1"})
     args = ["afl-fuzz", "-i", corpus, "-o", out_dir, "-G", str(max_len)]
     if duration > 0:
         args += ["-V", str(duration)]
