@@ -2,7 +2,7 @@
 """zoo_campaign.py - measure the fuzzers on the bug zoo.
 
     fuzzers/zoo_campaign.py [--bugs=A,B,...] [--engines=custom,plain,afl] [--runs=3]
-                            [--timeout=600] [--out=out/zoo]
+                            [--timeout=600] [--first-seed=1] [--out=out/zoo]
 
 For every zoo bug (fuzzers/zoo.bzl) it builds the default fuzz target with that one
 bug compiled in (--define=slabfuzz_bug=NAME), fuzzes it from an empty corpus with each
@@ -12,8 +12,8 @@ engine:
 (both with fuzzers/slabfuzz.dict, as ci/fuzz runs them)
     afl     AFL++ (persistent mode) with the same custom mutator library
 and records the time to the first crash and its title, reproduced ten times (a title
-that changes is reported as not reproducible). Runs use seeds 1..runs, so a
-measurement can be repeated. The table (median over the runs) is printed and written to
+that changes is reported as not reproducible). Runs use seeds 1..runs (or from
+--first-seed on), so a measurement can be repeated, or extended with other seeds. The table (median over the runs) is printed and written to
 OUT/zoo.txt. Exit 1 if some bug was not found within the timeout.
 """
 import argparse
@@ -159,6 +159,7 @@ def main():
     ap.add_argument("--engines", default="custom,plain,afl")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(ROOT, "out", "zoo"))
     a = ap.parse_args()
     bugs = [b for b in a.bugs.split(",") if b]
@@ -176,7 +177,7 @@ def main():
         bins = all_bins[bug]
         for eng in engines:
             times, titles = [], []
-            for seed in range(1, a.runs + 1):
+            for seed in range(a.first_seed, a.first_seed + a.runs):
                 with tempfile.TemporaryDirectory(dir=a.out) as work:
                     t, title = run_one(bins[eng], eng, seed, a.timeout, work)
                     keep = os.path.join(a.out, "crashes", f"{bug}-{eng}-{seed}")
