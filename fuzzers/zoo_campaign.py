@@ -28,6 +28,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DICT = os.path.join(ROOT, "fuzzers", "slabfuzz.dict")
+HANG_SECONDS = 60
+HANG_TITLE = f"hang: the replay did not end in {HANG_SECONDS} s"
 TARGET = "kmalloc_obj_reserved_fuzz"
 TITLE_RE = re.compile(r"^slabfuzz: [^\n]+", re.M)
 
@@ -81,8 +83,13 @@ def build(bug, engines, dest):
 def title_of(binary, crash, engine):
     # Both engines' binaries run a file given as an argument (AFL++'s driver ignores
     # standard input unless told "-").
-    r = subprocess.run([binary, crash], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True, errors="replace", timeout=60)
+    try:
+        r = subprocess.run([binary, crash], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, errors="replace", timeout=HANG_SECONDS)
+    except subprocess.TimeoutExpired:
+        # libFuzzer's -timeout artifact: a run that never reaches a preemption point
+        # again (an allocator loop over a corrupted list, say) hangs its replay too.
+        return HANG_TITLE
     m = TITLE_RE.search(r.stdout)
     if m:
         return m.group(0)
@@ -147,7 +154,10 @@ def run_one(binary, engine, seed, timeout, work):
 
 def stable_title(binary, crash, engine, times=10):
     """The crash's title, reproduced `times` times; marked if it ever differs."""
-    titles = {title_of(binary, crash, engine) for _ in range(times)}
+    first = title_of(binary, crash, engine)
+    if first == HANG_TITLE:
+        return first  # one replay of a hang is enough (and takes HANG_SECONDS)
+    titles = {first} | {title_of(binary, crash, engine) for _ in range(times - 1)}
     if len(titles) == 1:
         return titles.pop()
     return "NOT REPRODUCIBLE: " + " | ".join(sorted(titles))
