@@ -9,12 +9,13 @@ bug compiled in (--define=slabfuzz_bug=NAME), fuzzes it from an empty corpus wit
 engine:
     custom  libFuzzer with slabfuzz's structure-aware mutator and crossover
     plain   libFuzzer with its own byte-level mutations only
-(both with fuzzers/slabfuzz.dict, as ci/fuzz runs them)
-    afl     AFL++ (persistent mode) with the same custom mutator library
-and records the time to the first crash and its title, reproduced ten times (a title
-that changes is reported as not reproducible). Runs use seeds 1..runs (or from
---first-seed on), so a measurement can be repeated, or extended with other seeds. The table (median over the runs) is printed and written to
-OUT/zoo.txt. Exit 1 if some bug was not found within the timeout.
+    afl     AFL++ (persistent mode) with the same custom mutator library, alone
+(libFuzzer with fuzzers/slabfuzz.dict, as ci/fuzz runs it), and records the time to
+the first crash and its title, reproduced ten times (a title that changes is reported
+as not reproducible; a replay that hangs, once). Runs use seeds 1..runs (or from
+--first-seed on), so a measurement can be repeated, or extended with other seeds. The
+table (median over the runs) is printed and written to OUT/zoo.txt. Exit 1 if some bug
+was not found within the timeout.
 """
 import argparse
 import os
