@@ -9,7 +9,7 @@ for such targets.
 
 In both fuzzing builds (libFuzzer and AFL++) it also leaves the framework without
 ASan's and UBSan's instrumentation, as libFuzzer and AFL++ leave themselves: what a
-fuzzer is for is the allocator and the VM code, which keep both, and close to half of
+fuzzer is for is the allocator and the VM code, which keep both, and about a third of
 every execution went to checking the framework's own loads, stores and arithmetic. The
 framework still runs under ASan's runtime (SLABFUZZ_ASAN): free pages and objects are
 poisoned, fibers announce their stacks, and the oracle asks ASan about every object
