@@ -22,11 +22,13 @@ import argparse
 import glob
 import hashlib
 import os
+import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -171,15 +173,39 @@ def run_afl(binary, mutator, corpus, out_dir, duration, max_len, quiet, log):
     if duration > 0:
         args += ["-V", str(duration)]
     args += ["--", binary]
-    return stream(args, quiet, log, env=env)
+
+    def poll(progress):
+        # AFL++ without its UI prints no status lines: its fuzzer_stats file has them.
+        for path in glob.glob(os.path.join(out_dir, "*", "fuzzer_stats")):
+            try:
+                stats = dict(line.split(":", 1) for line in open(path) if ":" in line)
+            except OSError:
+                continue
+            stats = {k.strip(): v.strip() for k, v in stats.items()}
+            progress.execs = int(stats.get("execs_done", progress.execs))
+            progress.cov = int(stats.get("edges_found", progress.cov))
+            progress.corpus = int(stats.get("corpus_count", progress.corpus))
+            progress.crashes = max(progress.crashes, int(stats.get("saved_crashes", 0)))
+
+    return stream(args, quiet, log, env=env, poll=poll)
 
 
-def stream(args, quiet, log, env):
+def stream(args, quiet, log, env, poll=None):
+    """Runs the engine, logging its output; progress from its status lines, or from
+    poll(progress) (an engine that prints none), every 5 seconds."""
     progress = Progress()
     start = time.time()
     last = 0.0
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, errors="replace", env=env, start_new_session=True)
+    lines = queue.Queue()
+
+    def reader():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=reader, daemon=True).start()
     interrupted = False
 
     def on_sigint(signum, frame):
@@ -193,16 +219,27 @@ def stream(args, quiet, log, env):
     old = signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, on_sigint)
     try:
-        for line in proc.stdout:
-            log.write(line)
-            progress.feed(line)
+        done = False
+        while not done:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                line = ""
+            if line is None:
+                done = True
+            elif line:
+                log.write(line)
+                progress.feed(line)
             now = time.time()
-            if not quiet and now - last >= 5:
+            if now - last >= 5 or done:
                 last = now
-                rate = progress.execs / max(now - start, 1e-9)
-                print(f"[{int(now - start):5d}s] execs {progress.execs} "
-                      f"({rate:.0f}/s) cov {progress.cov} ft {progress.ft} "
-                      f"corpus {progress.corpus} crashes {progress.crashes}", flush=True)
+                if poll:
+                    poll(progress)
+                if not quiet and not done:
+                    rate = progress.execs / max(now - start, 1e-9)
+                    print(f"[{int(now - start):5d}s] execs {progress.execs} "
+                          f"({rate:.0f}/s) cov {progress.cov} ft {progress.ft} "
+                          f"corpus {progress.corpus} crashes {progress.crashes}", flush=True)
         proc.wait()
     finally:
         signal.signal(signal.SIGINT, old)
