@@ -176,16 +176,20 @@ def run_afl(binary, mutator, corpus, out_dir, duration, max_len, quiet, log):
 
     def poll(progress):
         # AFL++ without its UI prints no status lines: its fuzzer_stats file has them.
+        # (AFL++ rewrites the file in place: one caught half-written is skipped.)
         for path in glob.glob(os.path.join(out_dir, "*", "fuzzer_stats")):
             try:
-                stats = dict(line.split(":", 1) for line in open(path) if ":" in line)
-            except OSError:
+                with open(path) as f:
+                    stats = dict(line.split(":", 1) for line in f if ":" in line)
+                stats = {k.strip(): v.strip() for k, v in stats.items()}
+                execs = int(stats.get("execs_done", progress.execs))
+                cov = int(stats.get("edges_found", progress.cov))
+                corpus = int(stats.get("corpus_count", progress.corpus))
+                crashes = int(stats.get("saved_crashes", 0))
+            except (OSError, ValueError):
                 continue
-            stats = {k.strip(): v.strip() for k, v in stats.items()}
-            progress.execs = int(stats.get("execs_done", progress.execs))
-            progress.cov = int(stats.get("edges_found", progress.cov))
-            progress.corpus = int(stats.get("corpus_count", progress.corpus))
-            progress.crashes = max(progress.crashes, int(stats.get("saved_crashes", 0)))
+            progress.execs, progress.cov, progress.corpus = execs, cov, corpus
+            progress.crashes = max(progress.crashes, crashes)
 
     return stream(args, quiet, log, env=env, poll=poll)
 
