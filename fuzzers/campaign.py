@@ -32,6 +32,16 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DICT = os.path.join(ROOT, "fuzzers", "slabfuzz.dict")
+# How AFL++ runs slabfuzz's targets (here and in zoo_campaign.py), but for the mutator
+# library's path. No trimming: it shrinks every queue entry to the fewest operations
+# that keep its coverage, and races need many. Only the structure-aware mutator:
+# AFL++'s own havoc stage, which otherwise takes half the executions, shifts the
+# fixed-width records under it (SWAP_OUTSIDE_CRIT in the zoo: found in 2 of 3 runs with
+# it, 3 of 3 without, session 6).
+AFL_ENV = {"AFL_SKIP_CPUFREQ": "1", "AFL_NO_UI": "1",
+           "AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES": "1", "AFL_NO_AFFINITY": "1",
+           "AFL_DISABLE_TRIM": "1", "AFL_CUSTOM_MUTATOR_ONLY": "1"}
 TITLE_RE = re.compile(r"^slabfuzz: [^\n]+", re.M)
 
 
@@ -91,27 +101,39 @@ def slug(title):
     return s[:80] or "untitled"
 
 
-def triage(binary, raw_dir, crash_root, engine):
+HANG_SECONDS = 60
+HANG_TITLE = f"slabfuzz: hang: the input did not finish in {HANG_SECONDS} s"
+
+
+def replay(binary, path):
+    """Runs one input; returns (title, output). Both engines' binaries run a file given
+    as an argument (AFL++'s driver ignores standard input unless told "-")."""
+    try:
+        r = subprocess.run([binary, path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, errors="replace", timeout=HANG_SECONDS)
+    except subprocess.TimeoutExpired:
+        # libFuzzer's -timeout artifact: a run that never reaches a preemption point
+        # again (an allocator loop over a corrupted list, say) hangs its replay too.
+        return HANG_TITLE, HANG_TITLE + "\n"
+    m = TITLE_RE.search(r.stdout)
+    if m:
+        return m.group(0), r.stdout
+    m = re.search(r"ERROR: AddressSanitizer: ([\w-]+)", r.stdout)
+    if m:
+        return "asan: " + m.group(1), r.stdout
+    m = re.search(r"runtime error: ([^\n]{0,80})", r.stdout)
+    if m:
+        return "ubsan: " + m.group(1), r.stdout
+    return "slabfuzz: target-crash: no slabfuzz title (see report)", r.stdout
+
+
+def triage(binary, raw_dir, crash_root):
     """Reproduces every raw crash, files it under its title; returns {title: count}."""
     titles = {}
     for path in sorted(glob.glob(os.path.join(raw_dir, "*"))):
         if not os.path.isfile(path) or os.path.basename(path).startswith("README"):
             continue
-        cmd = [binary, path] if engine == "libfuzzer" else [binary]
-        try:
-            if engine == "libfuzzer":
-                r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, errors="replace", timeout=60)
-            else:
-                with open(path, "rb") as f:
-                    r = subprocess.run(cmd, stdin=f, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True, errors="replace",
-                                       timeout=60)
-            out = r.stdout
-        except subprocess.TimeoutExpired:
-            out = "slabfuzz: timeout: the input did not finish in 60 s\n"
-        m = TITLE_RE.search(out)
-        title = m.group(0) if m else "slabfuzz: target-crash: no slabfuzz title (see report)"
+        title, out = replay(binary, path)
         titles[title] = titles.get(title, 0) + 1
         d = os.path.join(crash_root, slug(title))
         os.makedirs(d, exist_ok=True)
@@ -160,15 +182,8 @@ def run_libfuzzer(binary, corpus, raw_dir, duration, jobs, dict_path, max_len, q
 
 
 def run_afl(binary, mutator, corpus, out_dir, duration, max_len, quiet, log):
-    env = dict(os.environ)
-    # No trimming: it shrinks every queue entry to the fewest operations that keep its
-    # coverage, and races need many. Programs as long as libFuzzer's (-G = -max_len).
-    # Only the structure-aware mutator (AFL++'s havoc shifts the fixed-width records;
-    # see zoo_campaign.py).
-    env.update({"AFL_CUSTOM_MUTATOR_LIBRARY": mutator, "AFL_SKIP_CPUFREQ": "1",
-                "AFL_NO_UI": "1", "AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES": "1",
-                "AFL_NO_AFFINITY": "1", "AFL_DISABLE_TRIM": "1",
-                "AFL_CUSTOM_MUTATOR_ONLY": "1"})
+    env = dict(os.environ, **AFL_ENV, AFL_CUSTOM_MUTATOR_LIBRARY=mutator)
+    # Programs as long as libFuzzer's (-G = -max_len).
     args = ["afl-fuzz", "-i", corpus, "-o", out_dir, "-G", str(max_len)]
     if duration > 0:
         args += ["-V", str(duration)]
@@ -289,8 +304,7 @@ def main():
     if not os.listdir(corpus):
         # An empty corpus is allowed; libFuzzer starts from an empty input.
         pass
-    dict_path = os.path.join(ROOT, "fuzzers", "slabfuzz.dict")
-    dict_path = dict_path if os.path.getsize(dict_path) > 0 else None
+    dict_path = DICT if os.path.getsize(DICT) > 0 else None
 
     print(f"campaign: {a.target} with {a.engine} for "
           f"{str(duration) + ' s' if duration else 'ever (Ctrl-C stops)'}; output in {out}",
@@ -313,7 +327,7 @@ def main():
             for p in glob.glob(os.path.join(out, "afl", "*", "crashes", "id:*")):
                 shutil.copy(p, os.path.join(raw, os.path.basename(p).replace(":", "_")))
 
-    titles = triage(binary, raw, os.path.join(out, "crashes"), a.engine)
+    titles = triage(binary, raw, os.path.join(out, "crashes"))
     lines = [f"target {a.target} engine {a.engine} ran {int(elapsed)} s"
              + (" (interrupted)" if interrupted else ""),
              f"executions {progress.execs} coverage {progress.cov} features {progress.ft} "

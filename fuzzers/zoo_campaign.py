@@ -27,12 +27,10 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DICT = os.path.join(ROOT, "fuzzers", "slabfuzz.dict")
-HANG_SECONDS = 60
-HANG_TITLE = f"hang: the replay did not end in {HANG_SECONDS} s"
+import campaign  # ci/fuzz's campaign (this directory): how each engine is run
+
+ROOT = campaign.ROOT
 TARGET = "kmalloc_obj_reserved_fuzz"
-TITLE_RE = re.compile(r"^slabfuzz: [^\n]+", re.M)
 
 
 def zoo_bugs():
@@ -81,26 +79,6 @@ def build(bug, engines, dest):
     return out
 
 
-def title_of(binary, crash, engine):
-    # Both engines' binaries run a file given as an argument (AFL++'s driver ignores
-    # standard input unless told "-").
-    try:
-        r = subprocess.run([binary, crash], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, errors="replace", timeout=HANG_SECONDS)
-    except subprocess.TimeoutExpired:
-        # libFuzzer's -timeout artifact: a run that never reaches a preemption point
-        # again (an allocator loop over a corrupted list, say) hangs its replay too.
-        return HANG_TITLE
-    m = TITLE_RE.search(r.stdout)
-    if m:
-        return m.group(0)
-    m = re.search(r"ERROR: AddressSanitizer: ([\w-]+)", r.stdout)
-    if m:
-        return "asan: " + m.group(1)
-    m = re.search(r"runtime error: ([^\n]{0,80})", r.stdout)
-    return "ubsan: " + m.group(1) if m else "no title"
-
-
 def run_one(binary, engine, seed, timeout, work):
     """Fuzzes from an empty corpus until the first crash; returns (seconds, title)."""
     corpus = os.path.join(work, "corpus")
@@ -111,14 +89,15 @@ def run_one(binary, engine, seed, timeout, work):
     if engine in ("custom", "plain"):
         # With the dictionary, as ci/fuzz runs libFuzzer (fuzzers/campaign.py).
         cmd = [binary, f"-seed={seed}", f"-max_total_time={timeout}", "-max_len=528",
-               "-dict=" + DICT, "-artifact_prefix=" + crashes + "/", "-timeout=30", corpus]
+               "-dict=" + campaign.DICT, "-artifact_prefix=" + crashes + "/", "-timeout=30",
+               corpus]
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=timeout + 120)
         found = sorted(os.listdir(crashes))
         elapsed = time.time() - start
         if not found:
             return None, None
-        return elapsed, stable_title(binary, os.path.join(crashes, found[0]), engine)
+        return elapsed, stable_title(binary, os.path.join(crashes, found[0]))
     seeds = os.path.join(work, "seeds")
     os.makedirs(seeds)
     seed_file = os.path.join(seeds, "empty")
@@ -127,19 +106,13 @@ def run_one(binary, engine, seed, timeout, work):
     probe = subprocess.run([binary, seed_file], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=60)
     if probe.returncode != 0:
-        return time.time() - start, stable_title(binary, seed_file, engine)
-    env = dict(os.environ, AFL_CUSTOM_MUTATOR_LIBRARY=os.path.join(os.path.dirname(binary),
-                                                                     "libslabfuzz_afl_mutator.so"),
-               AFL_SKIP_CPUFREQ="1", AFL_NO_UI="1", AFL_BENCH_UNTIL_CRASH="1",
-               AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES="1", AFL_NO_AFFINITY="1",
-               AFL_DISABLE_TRIM="1", AFL_CUSTOM_MUTATOR_ONLY="1")
+        return time.time() - start, stable_title(binary, seed_file)
+    env = dict(os.environ, **campaign.AFL_ENV, AFL_BENCH_UNTIL_CRASH="1",
+               AFL_CUSTOM_MUTATOR_LIBRARY=os.path.join(os.path.dirname(binary),
+                                                       "libslabfuzz_afl_mutator.so"))
     out = os.path.join(work, "afl")
-    # As libFuzzer's runs: programs of at most 64 operations (-G 528), and no trimming,
-    # which shrinks every queue entry to the fewest operations that keep its coverage
-    # (its queue's median program had 2 operations: races need more). Only the custom
-    # mutator: AFL++'s own havoc stage, which otherwise takes half the executions,
-    # shifts the fixed-width records under it (SWAP_OUTSIDE_CRIT: found in 2 of 3 runs
-    # with it, 3 of 3 without, session 6).
+    # As libFuzzer's runs: programs of at most 64 operations (-G 528); the rest of the
+    # settings are ci/fuzz's (campaign.AFL_ENV, and why).
     subprocess.run(["afl-fuzz", "-s", str(seed), "-i", seeds, "-o", out, "-V", str(timeout),
                     "-G", "528", "--", binary], env=env, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, timeout=timeout + 120)
@@ -150,15 +123,15 @@ def run_one(binary, engine, seed, timeout, work):
             found += [os.path.join(d, f) for f in sorted(files) if f.startswith("id:")]
     if not found:
         return None, None
-    return elapsed, stable_title(binary, found[0], engine)
+    return elapsed, stable_title(binary, found[0])
 
 
-def stable_title(binary, crash, engine, times=10):
+def stable_title(binary, crash, times=10):
     """The crash's title, reproduced `times` times; marked if it ever differs."""
-    first = title_of(binary, crash, engine)
-    if first == HANG_TITLE:
+    first = campaign.replay(binary, crash)[0]
+    if first == campaign.HANG_TITLE:
         return first  # one replay of a hang is enough (and takes HANG_SECONDS)
-    titles = {first} | {title_of(binary, crash, engine) for _ in range(times - 1)}
+    titles = {first} | {campaign.replay(binary, crash)[0] for _ in range(times - 1)}
     if len(titles) == 1:
         return titles.pop()
     return "NOT REPRODUCIBLE: " + " | ".join(sorted(titles))
