@@ -20,6 +20,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   HarnessOptions o;
   o.target = target_config();
   RunResult r = run_program(p, o);
+#ifndef SLABFUZZ_NO_CUSTOM_MUTATOR
+  // An interleaving pair the process had not reached: its schedule is worth varying.
+  if (r.new_alias_pairs > 0) note_schedule_seed(data, size);
+#endif
   if (!r.ok) {
     o.trace = true;
     RunResult again = run_program(p, o);

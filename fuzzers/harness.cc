@@ -395,7 +395,7 @@ void Exec::exec(int cpu, const Op& op) {
       misuse(cpu, op);
       return;
     case OpCode::kPreempt:
-      rt_->preempt_after(op.b + 1);
+      rt_->preempt_after(op.b + 1, static_cast<int>(op.c));
       return;
     case OpCode::kFreeSome: {
       // Oldest first, as a cache that shrinks gives back what it took first; another
@@ -517,6 +517,7 @@ RunResult Exec::run() {
   rc.ncpus = h.ncpus;
   rc.seed = h.seed;
   rc.pct_depth = h.pct_depth;
+  rc.pct_races = h.races;
   rc.pct_horizon = 64 + 32 * static_cast<int>(p_.ops.size());
   rc.max_steps = 400'000;
   rc.record_trace = o_.trace;
@@ -527,6 +528,9 @@ RunResult Exec::run() {
     r.ok = out.ok();
     r.title = out.title;
     r.steps += out.steps;
+    r.accesses += out.accesses;
+    r.alias_pairs += out.alias_pairs;
+    r.new_alias_pairs += out.new_alias_pairs;
     if (!r.ok && expect_misuse_ != nullptr && out.kind == kenv::Outcome::kPanic &&
         out.title.find(expect_misuse_) != std::string::npos &&
         out.title.rfind("slabfuzz: panic: ", 0) == 0) {

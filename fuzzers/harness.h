@@ -40,6 +40,9 @@ struct RunResult {
   std::string report;      // the state at the failure
   std::vector<std::string> trace;
   uint64_t steps = 0;
+  uint64_t accesses = 0;         // shared accesses of the code under test
+  uint64_t alias_pairs = 0;      // accesses to what another thread stored last
+  uint64_t new_alias_pairs = 0;  // of them, pairs of sites new to this process
   bool expected_misuse = false;  // ended by a misuse the allocator rightly caught
 };
 

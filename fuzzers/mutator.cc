@@ -49,6 +49,26 @@ void fix(Program* p) {
   canonicalize(p);
 }
 
+// Offsets into the window after a preemption point, in shared accesses: log-uniform,
+// as most windows are a few accesses long and some are hundreds.
+uint32_t random_accesses(Rng& rng) {
+  return static_cast<uint32_t>(rng.below(uint64_t{1} << rng.below(9)));
+}
+
+bool is_schedule_op(const Op& op) {
+  return op.code == OpCode::kPreempt || op.code == OpCode::kTimer;
+}
+
+// Inputs whose runs reached new alias pairs, by hash (0: empty slot).
+constexpr size_t kScheduleSeeds = 4096;
+uint64_t g_schedule_seeds[kScheduleSeeds];
+
+uint64_t input_hash(const uint8_t* data, size_t size) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < size; i++) h = (h ^ data[i]) * 0x100000001b3ULL;
+  return h | 1;
+}
+
 }  // namespace
 
 Op random_op(const Program& p, Rng& rng) {
@@ -134,11 +154,77 @@ void mutate_program(Program* p, Rng& rng, size_t max_ops) {
         break;
       }
       default:  // reschedule: only the interleaving changes
-        p->header.seed = static_cast<uint32_t>(rng.next());
+        mutate_schedule(p, rng, max_ops);
         break;
     }
     fix(p);
   }
+}
+
+void mutate_schedule(Program* p, Rng& rng, size_t max_ops) {
+  int rounds = 1 + static_cast<int>(rng.below(2));
+  std::vector<Op>& ops = p->ops;
+  for (int r = 0; r < rounds; r++) {
+    std::vector<size_t> sched;
+    for (size_t i = 0; i < ops.size(); i++)
+      if (is_schedule_op(ops[i])) sched.push_back(i);
+    Header& h = p->header;
+    switch (rng.below(8)) {
+      case 0: h.seed = static_cast<uint32_t>(rng.next()); break;
+      case 1: h.pct_depth = static_cast<uint8_t>(1 + rng.below(8)); break;
+      case 2: h.races = static_cast<uint8_t>(rng.below(8)); break;
+      case 3:  // place a directed preemption, often inside a window
+        if (ops.size() < max_ops) {
+          Op op;
+          op.code = OpCode::kPreempt;
+          op.cpu = static_cast<uint8_t>(rng.below(h.ncpus));
+          op.b = static_cast<uint8_t>(rng.below(rng.one_in(2) ? 4 : 64));
+          op.c = rng.one_in(3) ? 0 : random_accesses(rng);
+          ops.insert(ops.begin() + static_cast<long>(rng.below(ops.size() + 1)), op);
+        }
+        break;
+      case 4:  // retime a preemption or a timer
+        if (!sched.empty()) {
+          Op& op = ops[sched[rng.below(sched.size())]];
+          if (op.code == OpCode::kPreempt && rng.one_in(2)) {
+            if (rng.one_in(2))
+              op.c = random_accesses(rng);
+            else
+              op.c = rng.one_in(2) || op.c == 0 ? op.c + 1 : op.c - 1;
+          } else {
+            op.b = static_cast<uint8_t>(rng.one_in(2) ? op.b + 1 : rng.below(64));
+          }
+        }
+        break;
+      case 5:  // move one to another place in its CPU's stream, or to another CPU
+        if (!sched.empty()) {
+          size_t from = sched[rng.below(sched.size())];
+          Op op = ops[from];
+          ops.erase(ops.begin() + static_cast<long>(from));
+          if (rng.one_in(3)) op.cpu = static_cast<uint8_t>(rng.below(h.ncpus));
+          ops.insert(ops.begin() + static_cast<long>(rng.below(ops.size() + 1)), op);
+        }
+        break;
+      case 6:  // remove one
+        if (!sched.empty()) ops.erase(ops.begin() + static_cast<long>(sched[rng.below(sched.size())]));
+        break;
+      default:  // the clock
+        h.tick = rng.one_in(3) ? 0 : static_cast<uint8_t>(rng.next());
+        if (rng.one_in(2)) h.tick = static_cast<uint8_t>(h.tick | kTickFollow << 5);
+        break;
+    }
+    fix(p);
+  }
+}
+
+void note_schedule_seed(const uint8_t* data, size_t size) {
+  uint64_t h = input_hash(data, size);
+  g_schedule_seeds[h % kScheduleSeeds] = h;
+}
+
+bool is_schedule_seed(const uint8_t* data, size_t size) {
+  uint64_t h = input_hash(data, size);
+  return g_schedule_seeds[h % kScheduleSeeds] == h;
 }
 
 Program crossover_programs(const Program& a, const Program& b, Rng& rng, size_t max_ops) {
@@ -175,7 +261,10 @@ size_t grow_bytes(uint8_t* data, size_t size, size_t max_size, size_t min_ops, u
   while (p.ops.size() < std::min(min_ops, max_ops))
     p.ops.insert(p.ops.begin() + static_cast<long>(rng.below(p.ops.size() + 1)),
                  random_op(p, rng));
-  mutate_program(&p, rng, max_ops);
+  if (is_schedule_seed(data, size) && rng.one_in(2))
+    mutate_schedule(&p, rng, max_ops);
+  else
+    mutate_program(&p, rng, max_ops);
   std::vector<uint8_t> out = encode(p);
   memcpy(data, out.data(), out.size());
   return out.size();

@@ -36,6 +36,19 @@ Program random_program(Rng& rng, size_t max_ops);
 
 // Mutates p in place (one to a few structural or field mutations).
 void mutate_program(Program* p, Rng& rng, size_t max_ops);
+// Changes only the schedule of p: the scheduling seed, the PCT depth and change points
+// at accesses, the clock, and the directed preemptions and timers (placed, moved,
+// retimed, removed). What the CPUs do stays as it is.
+void mutate_schedule(Program* p, Rng& rng, size_t max_ops);
+
+// Schedule-focused mutation (LACE's second phase): the target notes an input whose run
+// reached interleaving pairs new to the process (kenv's alias coverage), and when the
+// mutator is handed that input again it spends half its mutations on its schedule
+// alone. A fixed-size table of input hashes in this process (libFuzzer runs the
+// mutator beside the target; AFL++'s mutator, in afl-fuzz, never hears of one).
+void note_schedule_seed(const uint8_t* data, size_t size);
+bool is_schedule_seed(const uint8_t* data, size_t size);
+
 // A child of a and b: a prefix of one, a suffix of the other, or an interleaving.
 Program crossover_programs(const Program& a, const Program& b, Rng& rng, size_t max_ops);
 

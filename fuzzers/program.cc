@@ -67,7 +67,7 @@ Fields fields_of(OpCode op) {
     case OpCode::kZoneDestroy: return {"zone", nullptr, nullptr};
     case OpCode::kReserveChain: return {"zone", "count", nullptr};
     case OpCode::kMisuse: return {"kind", nullptr, "handle"};
-    case OpCode::kPreempt: return {nullptr, "after", nullptr};
+    case OpCode::kPreempt: return {nullptr, "after", "accesses"};
     case OpCode::kTimer: return {"target", "after", "zone"};
     case OpCode::kFreeSome: return {"zone", "count", nullptr};
     case OpCode::kNumOps: break;
@@ -130,6 +130,9 @@ void canonicalize_op(Op* op, const Header& h, int nzones) {
     case OpCode::kMisuse:
       op->a %= 4;
       break;
+    case OpCode::kPreempt:
+      op->c %= 256;
+      break;
     default:
       break;
   }
@@ -155,6 +158,7 @@ void canonicalize(Program* p) {
   h.boot_slabs %= 4;
   h.reserve %= 5;
   h.boot = static_cast<BootMode>(static_cast<uint8_t>(h.boot) % 2);
+  h.races %= 8;
   if (h.pct_depth < 1 || h.pct_depth > 8) h.pct_depth = static_cast<uint8_t>(h.pct_depth % 8 + 1);
   if (h.nzones < 1 || h.nzones > kMaxTestZones)
     h.nzones = static_cast<uint8_t>(h.nzones % kMaxTestZones + 1);
@@ -180,7 +184,8 @@ Program decode(std::span<const uint8_t> bytes) {
   h.budget = hb[3];
   h.boot_slabs = hb[4];
   h.reserve = hb[5];
-  h.boot = static_cast<BootMode>(hb[6]);
+  h.boot = static_cast<BootMode>(hb[6] & 1);
+  h.races = static_cast<uint8_t>((hb[6] >> 1) & 7);
   h.pct_depth = static_cast<uint8_t>(hb[7] % 8 + 1);
   memcpy(&h.seed, hb + 8, 4);
   h.nzones = static_cast<uint8_t>(hb[12] % kMaxTestZones + 1);
@@ -212,7 +217,7 @@ std::vector<uint8_t> encode(const Program& p) {
   out[3] = h.budget;
   out[4] = h.boot_slabs;
   out[5] = h.reserve;
-  out[6] = static_cast<uint8_t>(h.boot);
+  out[6] = static_cast<uint8_t>(static_cast<uint8_t>(h.boot) | h.races << 1);
   out[7] = static_cast<uint8_t>(h.pct_depth - 1);
   memcpy(&out[8], &h.seed, 4);
   out[12] = static_cast<uint8_t>(h.nzones - 1);
@@ -250,7 +255,12 @@ std::string to_text(const Program& p) {
            h.reserve, h.boot == BootMode::kEarly ? "early" : "running", h.seed, h.pct_depth,
            zones.c_str());
   std::string out = buf;
-  if (h.tick_period() != 0) {  // before the newline: one config line
+  if (h.races != 0) {  // before the newline: one config line
+    out.pop_back();
+    snprintf(buf, sizeof(buf), " races=%u\n", h.races);
+    out += buf;
+  }
+  if (h.tick_period() != 0) {
     out.pop_back();
     snprintf(buf, sizeof(buf), " tick=%d tick_zone=%d\n", h.tick_period(), h.tick_zone());
     out += buf;
@@ -372,6 +382,7 @@ std::optional<Program> parse_text(const std::string& text, std::string* error) {
           else if (k == "reserve" && n < 5) h.reserve = static_cast<uint8_t>(n);
           else if (k == "seed" && n <= UINT32_MAX) h.seed = static_cast<uint32_t>(n);
           else if (k == "depth" && n >= 1 && n <= 8) h.pct_depth = static_cast<uint8_t>(n);
+          else if (k == "races" && n < 8) h.races = static_cast<uint8_t>(n);
           else if (k == "tick" && n < 32) h.tick = static_cast<uint8_t>((h.tick & 0xe0) | n);
           else if (k == "tick_zone" && n < 8)
             h.tick = static_cast<uint8_t>((h.tick & 0x1f) | n << 5);

@@ -51,8 +51,9 @@ enum class OpCode : uint8_t {
   kReserveChain,  // n M_NOWAIT (reserve) allocations in a row from zone
   kMisuse,        // kind: double free, wrong zone, interior, foreign pointer; the
                   // allocator must panic with the matching message (ends the run)
-  kPreempt,       // after: this CPU's thread passes `after` more preemption points, then
-                  // is preempted at the next (a PCT change point placed by the program)
+  kPreempt,       // after, accesses: this CPU's thread passes `after` more preemption
+                  // points, then is preempted at the next (a PCT change point placed by
+                  // the program) or, with accesses > 0, that many shared accesses later
   kTimer,         // target, after, zone: a timer interrupt of 8 M_INTNOWAIT allocations
                   // on CPU target once it has passed `after` more preemption points
   kFreeSome,      // zone, count: free the zone's `count` oldest live objects, in order
@@ -90,6 +91,7 @@ struct Header {
   uint8_t reserve = 2;       // 0..4
   BootMode boot = BootMode::kRunning;
   uint8_t pct_depth = 3;     // 1..8
+  uint8_t races = 0;         // 0..7 PCT change points at shared accesses (byte 6, bits 1-3)
   uint32_t seed = 0;         // scheduling
   uint8_t nzones = 2;        // test zones, 1..kMaxTestZones
   uint16_t zone_sizes = 0x0031;  // size class of test zone i in nibble i

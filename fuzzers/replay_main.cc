@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
       inputs.push_back(encode(p));
     }
     long failed = 0;
-    uint64_t steps = 0;
+    uint64_t steps = 0, accesses = 0, alias = 0;
     // The runs' preemption-point counts, folded: two builds that print the same value
     // ran the same interleavings (a change meant to be only faster must keep it).
     uint64_t fingerprint = 0;
@@ -139,16 +139,20 @@ int main(int argc, char** argv) {
       RunResult r = run_program(decode(bytes), o);
       failed += !r.ok;
       steps += r.steps;
+      accesses += r.accesses;
+      alias += r.alias_pairs;
       fingerprint = fingerprint * 0x100000001b3ULL + r.steps;
     }
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double cpu = cpu_now() - c0;
     printf("bench: %ld programs (up to %ld operations) on %s in %.2f s: %.0f exec/s, "
-           "%.0f per CPU-second (%ld ended in a finding; %.0f preemption points a run; "
-           "interleavings %016llx)\n",
+           "%.0f per CPU-second (%ld ended in a finding; %.0f preemption points, %.0f shared "
+           "accesses and %.0f alias pairs a run; interleavings %016llx)\n",
            bench_n, bench_ops, target_name(), s, static_cast<double>(bench_n) / s,
            static_cast<double>(bench_n) / cpu, failed,
            static_cast<double>(steps) / static_cast<double>(bench_n),
+           static_cast<double>(accesses) / static_cast<double>(bench_n),
+           static_cast<double>(alias) / static_cast<double>(bench_n),
            static_cast<unsigned long long>(fingerprint));
     return 0;
   }

@@ -13,7 +13,13 @@
 //    that a run in which every live thread is parked is a deadlock, reported as one;
 //  - all scheduling choices (PCT priorities, d-1 change points) come from the
 //    configured decision bytes, then from a PRNG seeded by the configured seed. The
-//    same configuration and the same driver give the same interleaving, always.
+//    same configuration and the same driver give the same interleaving, always;
+//  - every shared access of the code under test is a potential switch point too (see
+//    "Shared accesses" below): the allocators and the VM code are compiled with
+//    SanitizerCoverage's load and store callbacks, and a change point drawn in
+//    accesses, or a directed preemption, may land between any two of them. Accesses to
+//    the running thread's own stack and descriptor are not counted: no other thread
+//    can reach them.
 // When a run fails (panic, deadlock, livelock) every unfinished fiber is resumed once
 // with an exception that unwinds its stack, so that nothing it owned leaks.
 #include <algorithm>
@@ -24,6 +30,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "allocator/kenv/fiber.h"
@@ -66,6 +73,48 @@ inline uint8_t* afl_area(uint32_t* size) {
 #endif
 enum SchedEvent { kParkedInCrit = 1, kInterruptedHere = 2 };
 
+// Interleaving coverage (KRACE's alias coverage): a thread's load or store of a granule
+// whose last store was another thread's, as the pair (store site, access site, kind),
+// in the order they happened. Fed to libFuzzer beside the scheduling counters, and to
+// AFL++'s map; counted in every build (Outcome::alias_pairs), and "new to this process"
+// (Outcome::new_alias_pairs) for the schedule-focused mutation.
+#ifdef SLABFUZZ_FUZZING
+__attribute__((section("__libfuzzer_extra_counters"), used)) uint8_t g_alias_cov[1 << 13];
+#endif
+constexpr size_t kAliasSeenBits = 1 << 16;
+uint64_t g_alias_seen[kAliasSeenBits / 64];  // pair hashes this process has reached
+
+// Returns whether the pair is new to this process.
+inline bool alias_feature(uint32_t store_site, uint32_t site, bool store) {
+  uint64_t h = (uint64_t{store_site} * 0x9e3779b97f4a7c15ULL) ^
+               ((uint64_t{site} << 1 | store) * 0xc2b2ae3d27d4eb4fULL);
+  h ^= h >> 29;
+#ifdef SLABFUZZ_FUZZING
+  size_t i = static_cast<size_t>(h >> 51);  // 13 bits
+  if (g_alias_cov[i] != 255) g_alias_cov[i]++;
+#ifdef SLABFUZZ_AFL
+  uint32_t map_size = 0;
+  if (uint8_t* area = afl_area(&map_size); area != nullptr && map_size > 0)
+    area[(h >> 20) % map_size]++;
+#endif
+#endif
+  size_t b = static_cast<size_t>(h >> 48);  // 16 bits
+  uint64_t bit = uint64_t{1} << (b & 63);
+  if (g_alias_seen[b >> 6] & bit) return false;
+  g_alias_seen[b >> 6] |= bit;
+  return true;
+}
+
+// Last store per granule (8 bytes), direct-mapped; entries of earlier runs are told apart
+// by a generation number (the table is cleared only when it wraps).
+struct AliasSlot {
+  uintptr_t granule = 0;
+  uint32_t site = 0;
+  uint16_t tid = 0;
+  uint16_t gen = 0;
+};
+constexpr size_t kAliasSlots = 1 << 12;
+
 inline void sched_feature(const void* site, SchedEvent ev) {
 #ifdef SLABFUZZ_FUZZING
   if (site == nullptr) return;
@@ -98,6 +147,10 @@ struct DetThreadState {
   uint64_t seq = 0;
   uint64_t yielded_at = UINT64_MAX;  // epoch of its last busy-wait
   int preempt_in = 0;  // > 0: preempted at the preemption point this count runs out
+  int preempt_then = 0;  // > 0: ... or this many shared accesses after that point
+  int preempt_access_in = 0;  // > 0: preempted at the shared access this count runs out
+  uintptr_t stack_lo = 0;     // its fiber's stack, once it has one
+  uintptr_t stack_bytes = 0;
   uint64_t fire_at = 0;  // an armed interrupt: runs once its CPU has made this many steps
   std::function<void()> fn;
 };
@@ -172,6 +225,8 @@ class Runtime::Impl {
     threads.reserve(16);
     order.reserve(16);
     change_points.reserve(16);
+    access_cps.reserve(16);
+    armed.reserve(16);
   }
 
   RuntimeConfig cfg;
@@ -189,6 +244,17 @@ class Runtime::Impl {
   Decisions dec;
   std::vector<uint64_t> change_points;
   size_t next_cp = 0;
+  // Change points in accesses: (step, offset), sorted by step; once the step is passed,
+  // one falls due at access number `armed` (UINT64_MAX: none armed).
+  std::vector<std::pair<uint64_t, uint32_t>> access_cps;
+  size_t next_acp = 0;
+  std::vector<uint64_t> armed;
+  uint64_t next_armed = UINT64_MAX;
+  uint64_t accesses = 0;
+  uint64_t alias_pairs = 0;
+  uint64_t new_alias_pairs = 0;
+  std::unique_ptr<AliasSlot[]> alias_tab{new AliasSlot[kAliasSlots]};
+  uint16_t alias_gen = 1;
   int64_t next_low_prio = 0;
   uint64_t steps = 0;
   uint64_t switches = 0;
@@ -320,7 +386,11 @@ class Runtime::Impl {
     if (t != cur) switches++;
     cur = t;
     curthread_tls = &t->td;
-    if (!t->fiber) t->fiber.emplace(&Impl::entry, t, kStackSize);
+    if (!t->fiber) {
+      t->fiber.emplace(&Impl::entry, t, kStackSize);
+      t->stack_lo = reinterpret_cast<uintptr_t>(t->fiber->stack_lo());
+      t->stack_bytes = t->fiber->stack_bytes();
+    }
     t->started = true;
     note([&] { return "run " + t->name + "@cpu" + std::to_string(t->cpu); });
     Fiber::Switch(main.get(), &*t->fiber);
@@ -365,6 +435,11 @@ class Runtime::Impl {
     outcome = Outcome{};
     failed = false;
     killing = false;
+    accesses = alias_pairs = new_alias_pairs = 0;
+    if (++alias_gen == 0) {  // wrapped: entries of 65,535 runs ago must not match
+      std::fill(alias_tab.get(), alias_tab.get() + kAliasSlots, AliasSlot{});
+      alias_gen = 1;
+    }
     if (!main) main = Fiber::Main();  // the OS thread's context, for every run_loop
     for (;;) {
       if (failed) break;
@@ -427,6 +502,9 @@ class Runtime::Impl {
     drop_done(nullptr);
     outcome.steps = steps;
     outcome.switches = switches;
+    outcome.accesses = accesses;
+    outcome.alias_pairs = alias_pairs;
+    outcome.new_alias_pairs = new_alias_pairs;
     return outcome;
   }
 
@@ -466,8 +544,66 @@ class Runtime::Impl {
       change_points.push_back(steps + dec.below(std::max(1, cfg.pct_horizon)));
     std::sort(change_points.begin(), change_points.end());
     next_cp = 0;
-    next_low_prio = std::max(1, cfg.pct_depth - 1);
+    // Drawn after the d-1 above, so that a configuration without them schedules as it
+    // always did. The offset is log-uniform: most windows are a few accesses long, a
+    // few are hundreds.
+    access_cps.clear();
+    for (int i = 0; i < cfg.pct_races; i++) {
+      uint64_t at = steps + dec.below(std::max(1, cfg.pct_horizon));
+      uint32_t off = static_cast<uint32_t>(dec.below(uint64_t{1} << dec.below(9)));
+      access_cps.emplace_back(at, off);
+    }
+    std::sort(access_cps.begin(), access_cps.end());
+    next_acp = 0;
+    armed.clear();
+    next_armed = UINT64_MAX;
+    next_low_prio = std::max(1, cfg.pct_depth - 1 + cfg.pct_races);
   }
+
+  // A change point of the schedule at t's current position: below every thread.
+  void lower(DetThread* t, const char* why) {
+    set_prio(t, next_low_prio--);
+    note([&] { return std::string(why) + " " + t->name; });
+  }
+
+  // Called at every preemption point: change points in accesses whose step has come
+  // are armed.
+  void arm_access_cps() {
+    while (next_acp < access_cps.size() && steps >= access_cps[next_acp].first) {
+      armed.push_back(accesses + access_cps[next_acp].second);
+      next_armed = std::min(next_armed, armed.back());
+      next_acp++;
+    }
+  }
+
+  // A shared access by t (the running thread) at `a`, from instrumented code at `site`.
+  __attribute__((always_inline)) void access(DetThread* t, uintptr_t a, bool store,
+                                             const void* site) {
+    ++accesses;
+    uint32_t s32 = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(site) -
+                                         reinterpret_cast<uintptr_t>(&rt_preempt));
+    // Interleaving coverage first: the access happens before any switch here.
+    AliasSlot& slot = alias_tab[((a >> 3) * 0x9e3779b97f4a7c15ULL) >> 52];
+    uint16_t tid = static_cast<uint16_t>(t->seq + 1);
+    if (slot.gen == alias_gen && slot.granule == (a >> 3) && slot.tid != tid) {
+      alias_pairs++;
+      if (alias_feature(slot.site, s32, store)) new_alias_pairs++;
+    }
+    if (store) slot = AliasSlot{a >> 3, s32, tid, alias_gen};
+    bool switch_here = false;
+    if (accesses >= next_armed) {
+      std::erase_if(armed, [this](uint64_t at) { return at <= accesses; });
+      next_armed = armed.empty() ? UINT64_MAX : *std::min_element(armed.begin(), armed.end());
+      lower(t, "priority change at an access:");
+      switch_here = true;
+    }
+    if (t->preempt_access_in > 0 && --t->preempt_access_in == 0) {
+      lower(t, "directed preemption at an access:");
+      switch_here = true;
+    }
+    if (switch_here) reschedule(false, site);
+  }
+
 };
 
 namespace {
@@ -515,9 +651,12 @@ void Runtime::post_interrupt_after(int cpu, int n, std::function<void()> fn) {
   rt->note([&] { return "arm timer " + t->name; });
 }
 
-void Runtime::preempt_after(int n) {
+void Runtime::preempt_after(int n, int accesses) {
   Impl* rt = impl_.get();
-  if (rt->cur != nullptr && n > 0) rt->cur->preempt_in = n;
+  if (rt->cur != nullptr && n > 0) {
+    rt->cur->preempt_in = n;
+    rt->cur->preempt_then = std::max(accesses, 0);
+  }
 }
 
 Outcome Runtime::run() {
@@ -553,13 +692,15 @@ void rt_preempt() {
     return;
   }
   if (rt->next_cp < rt->change_points.size() && rt->steps >= rt->change_points[rt->next_cp]) {
-    rt->set_prio(t, rt->next_low_prio--);
+    rt->lower(t, "priority change");
     rt->next_cp++;
-    rt->note([&] { return "priority change " + t->name; });
   }
+  rt->arm_access_cps();
   if (t->preempt_in > 0 && --t->preempt_in == 0) {
-    rt->set_prio(t, rt->next_low_prio--);
-    rt->note([&] { return "directed preemption " + t->name; });
+    if (t->preempt_then > 0)
+      t->preempt_access_in = std::exchange(t->preempt_then, 0);
+    else
+      rt->lower(t, "directed preemption");
   }
   rt->reschedule(false, __builtin_return_address(0));
 }
@@ -680,4 +821,42 @@ void rt_panic(const std::string& title, const std::string& message) {
   throw FiberKilled{};
 }
 
+// ---- shared accesses -------------------------------------------------------------------
+//
+// SanitizerCoverage's load and store callbacks (-fsanitize-coverage=trace-loads,
+// trace-stores, on the code under test only: fuzzers/coverage.bzl), called before each
+// access with its address. Outside a run, in set-up (run_on_cpu0), while fibers are
+// unwound, and for the running thread's own stack, descriptor and curthread pointer
+// they do nothing.
+namespace {
+__attribute__((always_inline)) inline void on_access(const void* p, bool store,
+                                                     const void* site) {
+  Runtime::Impl* rt = g_impl;
+  if (rt == nullptr) return;
+  DetThread* t = rt->cur;
+  if (t == nullptr || rt->killing || rt->solo != nullptr) return;
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (a - t->stack_lo < t->stack_bytes) return;
+  if (a - reinterpret_cast<uintptr_t>(&t->td) < sizeof(thread)) return;
+  if (p == &curthread_tls) return;
+  rt->access(t, a, store, site);
+}
+}  // namespace
+
 }  // namespace kenv
+
+// Named by the access's size in bytes; the address is all they use.
+#define KENV_ACCESS_HOOK(kind, bytes, store)                                      \
+  extern "C" void __sanitizer_cov_##kind##bytes(void* p) {                        \
+    kenv::on_access(p, store, __builtin_return_address(0));                       \
+  }
+KENV_ACCESS_HOOK(load, 1, false)
+KENV_ACCESS_HOOK(load, 2, false)
+KENV_ACCESS_HOOK(load, 4, false)
+KENV_ACCESS_HOOK(load, 8, false)
+KENV_ACCESS_HOOK(load, 16, false)
+KENV_ACCESS_HOOK(store, 1, true)
+KENV_ACCESS_HOOK(store, 2, true)
+KENV_ACCESS_HOOK(store, 4, true)
+KENV_ACCESS_HOOK(store, 8, true)
+KENV_ACCESS_HOOK(store, 16, true)

@@ -37,6 +37,12 @@ class Fiber {
   // frames the fiber still had.
   static void SwitchFinal(Fiber* from, Fiber* to);
 
+  // The fiber's own stack, [stack_lo(), stack_lo() + stack_bytes()) with its guard page
+  // (nothing for the main context): the runtime tells a thread's own locals from memory
+  // another thread can reach by it.
+  const char* stack_lo() const { return stack_; }
+  size_t stack_bytes() const { return stack_ == nullptr ? 0 : stack_size_ + 4096; }
+
  private:
   Fiber() = default;
   static void Trampoline(void* self);

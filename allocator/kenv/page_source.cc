@@ -10,6 +10,7 @@
  * One spinlock protects counters and tables; sleeping happens outside it.
  */
 #include "allocator/kenv/page_source.h"
+#include "allocator/kenv/pagemap.h"
 
 #include <sys/mman.h>
 
@@ -107,6 +108,9 @@ KENV_NO_COVERAGE void arena_reset()
 			a.owner[i] = nullptr;
 			a.npages[i] = 0;
 		}
+		/* And the ownership map: a thread unwound between taking a chunk and handing
+		 * it to its zone (threads are switched at any shared access) left its entries. */
+		pagemap_clear(a.base, a.high_water * PAGE_SIZE);
 		PS_POISON(a.base, ((a.high_water + CHUNK_PAGES - 1) / CHUNK_PAGES) * ARENA_CHUNK);
 	}
 	a.high_water = 0;

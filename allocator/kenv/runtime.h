@@ -37,6 +37,11 @@ struct RuntimeConfig {
   std::span<const uint8_t> decision_bytes;
   int pct_depth = 3;          // PCT: d-1 priority change points
   int pct_horizon = 2000;     // PCT: steps over which change points are drawn
+  // PCT change points inside the windows between preemption points: each is drawn as a
+  // step in the horizon and an offset of 0-255 shared accesses past it (log-uniform),
+  // and lowers the priority of whoever makes that access (det; see "Shared accesses"
+  // in det_runtime.cc). 0: only the d-1 change points above, at preemption points.
+  int pct_races = 0;
   uint64_t max_steps = 2'000'000;  // a run longer than this is a livelock
   bool record_trace = false;
   // Threaded runtime.
@@ -51,6 +56,9 @@ struct Outcome {
   std::string report;  // every thread and what it waits for
   uint64_t steps = 0;  // preemption points passed
   uint64_t switches = 0;
+  uint64_t accesses = 0;     // shared accesses of instrumented code (det)
+  uint64_t alias_pairs = 0;  // a thread's access to what another thread stored last
+  uint64_t new_alias_pairs = 0;  // pairs of sites this process had not seen before
   bool ok() const { return kind == kOk; }
 };
 
@@ -72,8 +80,10 @@ class Runtime {
   // Called by a thread of the run: it is preempted at its n-th preemption point from
   // here, as at a PCT change point (its priority drops below every other thread's), so
   // that a program can place a preemption where it wants one (det; threaded: ignored,
-  // real threads are preempted anywhere).
-  void preempt_after(int n);
+  // real threads are preempted anywhere). With accesses > 0 the preemption falls that
+  // many shared accesses after the n-th point instead: inside the window that follows
+  // it, where no preemption point is.
+  void preempt_after(int n, int accesses = 0);
   // A timer interrupt: fn runs as an interrupt on `cpu` once that CPU has passed n more
   // preemption points (or when nothing else can run); delivered as post_interrupt()'s
   // are, so one that falls due inside a critical section runs when it is left (det;

@@ -281,7 +281,7 @@ Outcome Runtime::run_on_cpu0(std::function<void()> fn) {
   return run();
 }
 
-void Runtime::preempt_after(int /*n*/) {}
+void Runtime::preempt_after(int /*n*/, int /*accesses*/) {}
 
 void Runtime::post_interrupt_after(int cpu, int /*n*/, std::function<void()> fn) {
   post_interrupt(cpu, std::move(fn));
@@ -395,3 +395,19 @@ void rt_panic(const std::string& title, const std::string& message) {
 }
 
 }  // namespace kenv
+
+// The code under test is compiled with SanitizerCoverage's load and store callbacks
+// for the deterministic runtime's interleavings (det_runtime.cc); real threads
+// interleave by themselves.
+#define KENV_ACCESS_HOOK(kind, bytes) \
+  extern "C" void __sanitizer_cov_##kind##bytes(void*) {}
+KENV_ACCESS_HOOK(load, 1)
+KENV_ACCESS_HOOK(load, 2)
+KENV_ACCESS_HOOK(load, 4)
+KENV_ACCESS_HOOK(load, 8)
+KENV_ACCESS_HOOK(load, 16)
+KENV_ACCESS_HOOK(store, 1)
+KENV_ACCESS_HOOK(store, 2)
+KENV_ACCESS_HOOK(store, 4)
+KENV_ACCESS_HOOK(store, 8)
+KENV_ACCESS_HOOK(store, 16)

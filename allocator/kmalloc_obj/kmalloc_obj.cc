@@ -272,7 +272,9 @@ inline void kmo_put(kmalloc_slab *slab, void *obj)
 #else
 	size_t i = slab->findex.fetch_add(1, std::memory_order_relaxed);
 #endif
+#ifndef SLABFUZZ_BUG_RING_PUBLISH_EARLY
 	slab->fobjs[i & slab->rmask].store(obj, std::memory_order_relaxed);
+#endif
 	for (;;) {
 		size_t x = slab->xindex.load(std::memory_order_acquire);
 		if (x == i)
@@ -283,6 +285,11 @@ inline void kmo_put(kmalloc_slab *slab, void *obj)
 		kenv::cpu_spinwait();
 	}
 	slab->xindex.store(i + 1, std::memory_order_release);
+#ifdef SLABFUZZ_BUG_RING_PUBLISH_EARLY
+	/* zoo: the slot is written after it was published (two plain stores in the wrong
+	 * order): the owner may hand out what the slot held before */
+	slab->fobjs[i & slab->rmask].store(obj, std::memory_order_relaxed);
+#endif
 }
 
 /* Returns the n oldest objects of pc's magazine to their slabs' rings. */
@@ -396,14 +403,21 @@ kmalloc_slab *kmo_take_percpu(kmalloc_pcpu *pc)
 kmalloc_slab *kmo_take_full(kmalloc_zone *zone, bool *dipped)
 {
 	bool booting = kenv::current_boot_phase() < kenv::boot_phase::VM_READY;
-	spin_lock(&zone->spin);
 	size_t floor = static_cast<size_t>(zone->reserve);
 #ifdef SLABFUZZ_BUG_RESERVE_OFF_BY_ONE
 	/* zoo: ordinary allocations may take the last spare slab */
 	if (floor > 0)
 		floor--;
 #endif
+#ifdef SLABFUZZ_BUG_FULL_PEEK_UNLOCKED
+	/* zoo: the count is checked before the lock is taken, and not again under it
+	 * (another CPU may take the slab it counted in between) */
 	bool allowed = zone->nfull > 0 && (booting || zone->nfull > floor);
+	spin_lock(&zone->spin);
+#else
+	spin_lock(&zone->spin);
+	bool allowed = zone->nfull > 0 && (booting || zone->nfull > floor);
+#endif
 	kmalloc_slab *slab = nullptr;
 	if (allowed) {
 		slab = zone->full;
@@ -826,10 +840,17 @@ int kmalloc_obj_poll(struct kmalloc_zone *zone)
 	kmalloc_slab *collected = nullptr;
 	for (int cpu = 0; cpu < kenv::ncpus(); cpu++) {
 		kmalloc_pcpu *pc = &zone->pcpu[cpu];
+#ifdef SLABFUZZ_BUG_POLL_UNLOCKED_PCPU
+		/* zoo: the lists are walked without their CPU's lock, as if only the poller
+		 * unlinked slabs from them (the owner takes partial slabs too) */
+		kmo_collect_free(&pc->partial, &collected);
+		kmo_collect_free(&pc->empty, &collected);
+#else
 		spin_lock(&pc->spin);
 		kmo_collect_free(&pc->partial, &collected);
 		kmo_collect_free(&pc->empty, &collected);
 		spin_unlock(&pc->spin);
+#endif
 		preempt_point();
 	}
 	kmalloc_slab *retire = nullptr;
@@ -988,6 +1009,10 @@ struct kmalloc_zone *kmalloc_obj_owner(const void *ptr)
 
 void kmalloc_obj_reset(void)
 {
+	/* A new kernel: a run abandoned in the middle may have left a thread unwound while
+	 * it held one of these (threads are switched at any shared access). */
+	kenv::spin_init(&kmo_zones_spin, "kmo_zones");
+	kenv::spin_init(&kmo_tab_spin, "kmo_tab");
 	for (size_t i : kmo_tab_touched)
 		kmo_slabtab[i].store(nullptr, std::memory_order_relaxed);
 	kmo_tab_touched.clear();
