@@ -149,6 +149,10 @@ struct DetThreadState {
   int preempt_in = 0;  // > 0: preempted at the preemption point this count runs out
   int preempt_then = 0;  // > 0: ... or this many shared accesses after that point
   int preempt_access_in = 0;  // > 0: preempted at the shared access this count runs out
+  // Resumed to be unwound while it was switched out at an access (in the middle of
+  // whatever code, a constructor's or a container's too): it runs on to its next
+  // preemption point or wait, where it is unwound (see drain_point()).
+  bool draining = false;
   uintptr_t stack_lo = 0;     // its fiber's stack, once it has one
   uintptr_t stack_bytes = 0;
   uint64_t fire_at = 0;  // an armed interrupt: runs once its CPU has made this many steps
@@ -354,7 +358,7 @@ class Runtime::Impl {
   }
 
   // Called in a fiber: give the CPU to the scheduler if someone else should run.
-  void reschedule(bool must_leave, const void* site = nullptr) {
+  void reschedule(bool must_leave, const void* site = nullptr, bool at_access = false) {
     DetThread* t = cur;
     update_pin(t);
     DetThread* next = pick();
@@ -365,7 +369,13 @@ class Runtime::Impl {
       sched_feature(site, kParkedInCrit);
     Fiber::Switch(&*t->fiber, main.get());
     // Resumed by the scheduler.
-    if (killing) throw FiberKilled{};
+    if (killing) {
+      if (at_access) {
+        t->draining = true;
+        return;
+      }
+      throw FiberKilled{};
+    }
   }
 
   static void entry(void* arg) {
@@ -601,7 +611,10 @@ class Runtime::Impl {
       lower(t, "directed preemption at an access:");
       switch_here = true;
     }
-    if (switch_here) reschedule(false, site);
+    if (switch_here) {
+      epoch++;  // busy-waiters look again: what they wait for may have been stored
+      reschedule(false, site, true);
+    }
   }
 
 };
@@ -611,6 +624,16 @@ Runtime::Impl* g_impl = nullptr;
 }
 
 Runtime::Impl* Runtime::Impl::current_impl() { return g_impl; }
+
+namespace {
+// The run is being unwound: true if the caller should do nothing (no switch, no wait);
+// a draining thread (see DetThreadState::draining) is unwound here instead.
+inline bool drain_point(Runtime::Impl* rt) {
+  if (!rt->killing) return false;
+  if (rt->cur != nullptr && rt->cur->draining) throw FiberKilled{};
+  return true;
+}
+}  // namespace
 
 Runtime::Runtime(const RuntimeConfig& config) : impl_(std::make_unique<Impl>(config)) {
   if (g_runtime != nullptr) {
@@ -679,7 +702,7 @@ const std::vector<std::string>& Runtime::trace() const { return impl_->trace; }
 
 void rt_preempt() {
   Runtime::Impl* rt = g_impl;
-  if (rt == nullptr || rt->cur == nullptr || rt->killing) return;
+  if (rt == nullptr || rt->cur == nullptr || drain_point(rt)) return;
   DetThread* t = rt->cur;
   rt->epoch++;
   rt->cpu_steps[t->cpu]++;
@@ -712,7 +735,7 @@ void rt_progress() {}
 // bound reports it).
 void rt_spinwait() {
   Runtime::Impl* rt = g_impl;
-  if (rt == nullptr || rt->cur == nullptr || rt->killing) return;
+  if (rt == nullptr || rt->cur == nullptr || drain_point(rt)) return;
   DetThread* t = rt->cur;
   if (++rt->steps > rt->cfg.max_steps) {
     rt->fail(Outcome::kLivelock,
@@ -731,7 +754,7 @@ void rt_spinwait() {
 
 void rt_crit_exit_pending() {
   Runtime::Impl* rt = g_impl;
-  if (rt == nullptr || rt->cur == nullptr || rt->killing) return;
+  if (rt == nullptr || rt->cur == nullptr || drain_point(rt)) return;
   if (rt->cur->td.td_critcount == 0) rt->reschedule(false, __builtin_return_address(0));
 }
 
@@ -746,7 +769,7 @@ void rt_spin_contested(spinlock* spin) {
   int expect = 0;
   while (!spin->lock.compare_exchange_strong(expect, 1, std::memory_order_acquire)) {
     expect = 0;
-    if (rt->killing) return;
+    if (drain_point(rt)) return;
     t->state = DetThread::kBlocked;
     t->spin_wait = spin;
     rt->spin_blocked++;
@@ -773,7 +796,7 @@ int tsleep(const void* chan, const char* wmesg, int /*timo*/) {
   Runtime::Impl* rt = g_impl;
   thread* td = curthread_tls;
   if (rt == nullptr || rt->cur == nullptr) panic("tsleep(%s) outside a kernel thread", wmesg);
-  if (rt->killing) return 0;
+  if (drain_point(rt)) return 0;
   if (td->td_nosleep)
     check_failed("nowait-blocked", "a no-wait allocation reached tsleep(%s) in %s", wmesg,
                  td->td_name);
@@ -812,6 +835,8 @@ void wakeup_one(const void* chan) { wake(chan, true); }
 
 void rt_panic(const std::string& title, const std::string& message) {
   Runtime::Impl* rt = g_impl;
+  // A draining thread may meet the state the failure left: it is unwound all the same.
+  if (rt != nullptr && rt->cur != nullptr) drain_point(rt);
   if (rt == nullptr || rt->cur == nullptr || rt->killing) {
     fprintf(stderr, "%s\n%s\n", title.c_str(), message.c_str());
     abort();

@@ -1,11 +1,13 @@
 // det_runtime_test.cc - the deterministic runtime's guarantees: determinism,
 // critical sections against interrupts and same-CPU preemption, spinlocks, and the
 // errors it detects (deadlock, sleeping in a critical section, a spinlock taken twice,
-// crit_exit without crit_enter).
+// crit_exit without crit_enter); interleavings at the shared accesses of instrumented
+// code (access_probe), their alias pairs, and unwinding a thread switched at one.
 #include <algorithm>
 #include <string>
 #include <vector>
 
+#include "allocator/kenv/access_probe.h"
 #include "allocator/kenv/kenv.h"
 #include "allocator/kenv/runtime.h"
 #include "gtest/gtest.h"
@@ -349,6 +351,164 @@ TEST(DetRuntime, PanicTitleKeepsNamesAndDropsCounts) {
   EXPECT_EQ(o.title,
             "slabfuzz: panic: zone TEST1 on cpu0: N of ADDR objects, 3rd try at 0xzz (x9 9x) "
             "ADDRz N");
+}
+
+
+// ---- shared accesses ---------------------------------------------------------------
+
+// Whether this build instruments the probes (not in perf, nor with
+// --define=slabfuzz_access=off).
+bool AccessesInstrumented() {
+  Runtime rt(Config(1, 1));
+  long x = 0;
+  rt.spawn(0, "t", [&] { probe::store(&x, 1); });
+  return rt.run().accesses > 0;
+}
+
+#define REQUIRE_ACCESS_HOOKS() \
+  if (!AccessesInstrumented()) GTEST_SKIP() << "built without the access callbacks"
+
+// Two CPUs increment one counter with a load and a store, 50 times each, a preemption
+// point between increments; returns the counter.
+long RacyIncrements(uint64_t seed, int races, Outcome* out = nullptr,
+                    std::vector<std::string>* trace = nullptr) {
+  RuntimeConfig c = Config(2, seed);
+  c.pct_races = races;
+  Runtime rt(c);
+  long counter = 0;
+  for (int cpu = 0; cpu < 2; cpu++)
+    rt.spawn(cpu, "inc" + std::to_string(cpu), [&] {
+      for (int k = 0; k < 50; k++) {
+        probe::racy_increment(&counter);
+        preempt_point();
+      }
+    });
+  Outcome o = rt.run();
+  EXPECT_TRUE(o.ok()) << o.title;
+  if (out != nullptr) *out = o;
+  if (trace != nullptr) *trace = rt.trace();
+  return counter;
+}
+
+TEST(DetRuntimeAccess, NoSwitchInsideAWindowWithoutAccessChangePoints) {
+  REQUIRE_ACCESS_HOOKS();
+  for (uint64_t seed = 1; seed <= 60; seed++) EXPECT_EQ(RacyIncrements(seed, 0), 100) << seed;
+}
+
+TEST(DetRuntimeAccess, ChangePointsAtAccessesOpenTheWindowDeterministically) {
+  REQUIRE_ACCESS_HOOKS();
+  int lost = 0;
+  for (uint64_t seed = 1; seed <= 60; seed++) {
+    Outcome o1, o2;
+    std::vector<std::string> t1, t2;
+    long a = RacyIncrements(seed, 4, &o1, &t1);
+    long b = RacyIncrements(seed, 4, &o2, &t2);
+    EXPECT_EQ(a, b) << seed;
+    EXPECT_EQ(t1, t2) << seed;
+    EXPECT_EQ(o1.accesses, o2.accesses);
+    EXPECT_EQ(o1.accesses, 200u);  // a load and a store per increment, nothing else
+    lost += a < 100;
+  }
+  EXPECT_GT(lost, 0) << "no change point ever fell between a load and its store";
+}
+
+// The directed preemption of a program: the second access after the next preemption
+// point is the store, so the other CPU's whole increment runs in between.
+long DirectedIncrement(uint64_t seed, int accesses) {
+  Runtime rt(Config(2, seed));
+  long counter = 0;
+  bool go = false;
+  rt.spawn(0, "a", [&] {
+    current_runtime()->preempt_after(1, accesses);
+    preempt_point();
+    go = true;
+    probe::racy_increment(&counter);
+  });
+  rt.spawn(1, "b", [&] {
+    while (!go) cpu_spinwait();
+    probe::racy_increment(&counter);
+  });
+  Outcome o = rt.run();
+  EXPECT_TRUE(o.ok()) << o.title;
+  return counter;
+}
+
+TEST(DetRuntimeAccess, DirectedPreemptionLandsBetweenTwoAccesses) {
+  REQUIRE_ACCESS_HOOKS();
+  for (uint64_t seed = 1; seed <= 20; seed++) {
+    EXPECT_EQ(DirectedIncrement(seed, 0), 2) << seed;  // at the point: no lost update
+    EXPECT_EQ(DirectedIncrement(seed, 2), 1) << seed;  // before the store: lost
+  }
+}
+
+TEST(DetRuntimeAccess, OwnStackIsNotShared) {
+  REQUIRE_ACCESS_HOOKS();
+  Runtime rt(Config(1, 1));
+  long shared = 0;
+  rt.spawn(0, "t", [&] {
+    probe::stack_work(100);
+    probe::store(&shared, 1);
+  });
+  Outcome o = rt.run();
+  EXPECT_EQ(o.accesses, 1u);
+}
+
+TEST(DetRuntimeAccess, AliasPairsAreAnotherThreadsStore) {
+  REQUIRE_ACCESS_HOOKS();
+  auto run = [](bool same_thread) {
+    Runtime rt(Config(2, 3));
+    // Static: the same address in every run, as the arena's are.
+    static long x = 0;
+    bool stored = false;
+    rt.spawn(0, "writer", [&] {
+      probe::store(&x, 1);
+      if (same_thread) probe::load(&x);
+      stored = true;
+    });
+    rt.spawn(1, "reader", [&] {
+      while (!stored) cpu_spinwait();
+      if (!same_thread) probe::load(&x);
+    });
+    return rt.run();
+  };
+  Outcome same = run(true);
+  EXPECT_EQ(same.alias_pairs, 0u);
+  Outcome first = run(false);
+  EXPECT_EQ(first.alias_pairs, 1u);
+  Outcome again = run(false);
+  EXPECT_EQ(again.alias_pairs, 1u);
+  EXPECT_EQ(again.new_alias_pairs, 0u);  // the process has seen this pair of sites
+}
+
+TEST(DetRuntimeAccess, ThreadSwitchedAtAnAccessIsUnwoundAtItsNextSafePoint) {
+  REQUIRE_ACCESS_HOOKS();
+  struct Flag {
+    bool* f;
+    ~Flag() { *f = true; }
+  };
+  bool unwound = false, finished_access = false;
+  Runtime rt(Config(2, 1));
+  long counter = 0;
+  bool go = false;
+  rt.spawn(0, "parked", [&] {
+    Flag guard{&unwound};
+    current_runtime()->preempt_after(1, 2);
+    preempt_point();
+    go = true;
+    probe::racy_increment(&counter);  // switched out before its store
+    finished_access = true;            // resumed to be unwound: runs to the next point
+    preempt_point();
+    ADD_FAILURE() << "not unwound";
+  });
+  rt.spawn(1, "panics", [&] {
+    while (!go) cpu_spinwait();
+    panic("the run ends here");
+  });
+  Outcome o = rt.run();
+  EXPECT_EQ(o.kind, Outcome::kPanic);
+  EXPECT_TRUE(finished_access);
+  EXPECT_TRUE(unwound);
+  EXPECT_EQ(counter, 1);
 }
 
 }  // namespace
