@@ -3,6 +3,7 @@
 // program that does not decode to itself, nor one over the size limit.
 #include "fuzzers/program.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -145,6 +146,76 @@ TEST(Mutator, ReachesEveryOperation) {
   }
   for (int i = 0; i < static_cast<int>(OpCode::kNumOps); i++)
     EXPECT_GT(seen[i], 0) << op_name(static_cast<OpCode>(i));
+}
+
+}  // namespace
+}  // namespace slabfuzz
+
+namespace slabfuzz {
+namespace {
+
+TEST(Program, ScheduleAtAccessesInTextAndBytes) {
+  std::string err;
+  auto p = parse_text(
+      "config backend=kmalloc_obj mode=reserved cpus=2 budget=16 boot_slabs=1 reserve=1 "
+      "boot=early seed=0x5 depth=2 zones=64 races=5\n"
+      "cpu1 preempt after=3 accesses=17\n",
+      &err);
+  ASSERT_TRUE(p) << err;
+  EXPECT_EQ(p->header.races, 5);
+  EXPECT_EQ(p->header.boot, BootMode::kEarly);
+  ASSERT_EQ(p->ops.size(), 1u);
+  EXPECT_EQ(p->ops[0].b, 3);
+  EXPECT_EQ(p->ops[0].c, 17u);
+  EXPECT_EQ(decode(encode(*p)), *p);
+  EXPECT_NE(to_text(*p).find(" races=5"), std::string::npos);
+  EXPECT_NE(to_text(*p).find("accesses=17"), std::string::npos);
+  // A program without them reads as before: no change point at an access.
+  auto old = parse_text("config cpus=1 seed=0x1 depth=3\ncpu0 preempt after=1\n", &err);
+  ASSERT_TRUE(old) << err;
+  EXPECT_EQ(old->header.races, 0);
+  EXPECT_EQ(old->ops[0].c, 0u);
+  EXPECT_EQ(to_text(*old).find("races="), std::string::npos);
+  EXPECT_FALSE(parse_text("config races=8\n", &err));
+  EXPECT_FALSE(parse_text("config cpus=1\ncpu0 preempt after=1 accesses=256\n", &err));
+}
+
+// What the CPUs do, without the schedule: the operations but preempt and timer.
+std::vector<Op> Work(const Program& p) {
+  std::vector<Op> w;
+  for (const Op& op : p.ops)
+    if (op.code != OpCode::kPreempt && op.code != OpCode::kTimer) w.push_back(op);
+  return w;
+}
+
+TEST(Mutator, ScheduleMutationKeepsTheWork) {
+  Rng rng(21);
+  int changed = 0;
+  for (int i = 0; i < 3000; i++) {
+    Program p = random_program(rng, 40);
+    Program q = p;
+    mutate_schedule(&q, rng, 64);
+    EXPECT_EQ(Work(q), Work(p));
+    Header a = p.header, b = q.header;
+    a.seed = b.seed = 0;
+    a.pct_depth = b.pct_depth = 0;
+    a.races = b.races = 0;
+    a.tick = b.tick = 0;
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(decode(encode(q)), q);
+    changed += !(q == p);
+  }
+  EXPECT_GT(changed, 2000);
+}
+
+TEST(Mutator, RemembersScheduleSeeds) {
+  std::vector<uint8_t> a = encode(random_program(*std::make_unique<Rng>(5), 20));
+  std::vector<uint8_t> b = a;
+  b.back() ^= 1;
+  EXPECT_FALSE(is_schedule_seed(a.data(), a.size()));
+  note_schedule_seed(a.data(), a.size());
+  EXPECT_TRUE(is_schedule_seed(a.data(), a.size()));
+  EXPECT_FALSE(is_schedule_seed(b.data(), b.size()));
 }
 
 }  // namespace

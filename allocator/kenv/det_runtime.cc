@@ -105,15 +105,28 @@ inline bool alias_feature(uint32_t store_site, uint32_t site, bool store) {
   return true;
 }
 
-// Last store per granule (8 bytes), direct-mapped; entries of earlier runs are told apart
-// by a generation number (the table is cleared only when it wraps).
-struct AliasSlot {
-  uintptr_t granule = 0;
-  uint32_t site = 0;
-  uint16_t tid = 0;
-  uint16_t gen = 0;
+// The last store to each granule (8 bytes) of this run: an exact map (open addressing,
+// linear probing), so that what counts as a switch point never depends on where the
+// host's allocator put things; entries of earlier runs are told apart by a generation
+// number (the table is cleared only when it wraps). Full at 3/4: further granules are
+// not remembered, and from then on every load counts (still the same for the same run).
+// Keys (granule and generation in one word, so that a probe reads 8 bytes) apart from
+// the values (the last store's site and thread), read only on a hit.
+struct AliasStore {
+  uint32_t site;
+  uint16_t tid;
 };
-constexpr size_t kAliasSlots = 1 << 12;
+inline uint64_t alias_key(uintptr_t granule, uint16_t gen) {
+  return static_cast<uint64_t>(granule) << 16 | gen;
+}
+constexpr int kAliasBits = 14;
+constexpr size_t kAliasSlots = size_t{1} << kAliasBits;
+constexpr size_t kAliasFull = kAliasSlots / 4 * 3;
+// One map for the process, reused by every run (one runtime is alive at a time): a run
+// starts a new generation instead of clearing it.
+uint64_t g_alias_keys[kAliasSlots];
+AliasStore g_alias_vals[kAliasSlots];
+uint16_t g_alias_gen = 0;
 
 inline void sched_feature(const void* site, SchedEvent ev) {
 #ifdef SLABFUZZ_FUZZING
@@ -257,8 +270,8 @@ class Runtime::Impl {
   uint64_t accesses = 0;
   uint64_t alias_pairs = 0;
   uint64_t new_alias_pairs = 0;
-  std::unique_ptr<AliasSlot[]> alias_tab{new AliasSlot[kAliasSlots]};
-  uint16_t alias_gen = 1;
+  uint16_t alias_gen = 0;
+  size_t alias_used = 0;  // granules in the map this run
   int64_t next_low_prio = 0;
   uint64_t steps = 0;
   uint64_t switches = 0;
@@ -446,10 +459,12 @@ class Runtime::Impl {
     failed = false;
     killing = false;
     accesses = alias_pairs = new_alias_pairs = 0;
-    if (++alias_gen == 0) {  // wrapped: entries of 65,535 runs ago must not match
-      std::fill(alias_tab.get(), alias_tab.get() + kAliasSlots, AliasSlot{});
-      alias_gen = 1;
+    alias_used = 0;
+    if (++g_alias_gen == 0) {  // wrapped: entries of 65,535 runs ago must not match
+      std::fill(g_alias_keys, g_alias_keys + kAliasSlots, 0);
+      g_alias_gen = 1;
     }
+    alias_gen = g_alias_gen;
     if (!main) main = Fiber::Main();  // the OS thread's context, for every run_loop
     for (;;) {
       if (failed) break;
@@ -586,20 +601,30 @@ class Runtime::Impl {
     }
   }
 
+  // The granule's slot in this run's map: its entry, or the free slot where it would go.
+  __attribute__((always_inline)) size_t alias_slot(uintptr_t g) const {
+    size_t i = static_cast<size_t>((g * 0x9e3779b97f4a7c15ULL) >> (64 - kAliasBits));
+    for (;;) {
+      uint64_t k = g_alias_keys[i];
+      if ((k & 0xffff) != alias_gen || (k >> 16) == g) return i;
+      i = (i + 1) & (kAliasSlots - 1);
+    }
+  }
+
   // A shared access by t (the running thread) at `a`, from instrumented code at `site`.
+  // It is a potential switch point if it is a store, or a load of a granule stored
+  // during this run (or of any granule once the map is full): a switch before a load of
+  // what nobody has written (the configuration of a zone, a slab's geometry) orders
+  // nothing that a switch at the next access would not (partial-order reduction, as
+  // DPOR tools have it), and each such point makes a change point less likely to land
+  // in a real window.
   __attribute__((always_inline)) void access(DetThread* t, uintptr_t a, bool store,
                                              const void* site) {
+    uintptr_t g = a >> 3;
+    size_t slot = alias_slot(g);
+    bool known = (g_alias_keys[slot] & 0xffff) == alias_gen;
+    if (!store && !known && alias_used < kAliasFull) return;
     ++accesses;
-    uint32_t s32 = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(site) -
-                                         reinterpret_cast<uintptr_t>(&rt_preempt));
-    // Interleaving coverage first: the access happens before any switch here.
-    AliasSlot& slot = alias_tab[((a >> 3) * 0x9e3779b97f4a7c15ULL) >> 52];
-    uint16_t tid = static_cast<uint16_t>(t->seq + 1);
-    if (slot.gen == alias_gen && slot.granule == (a >> 3) && slot.tid != tid) {
-      alias_pairs++;
-      if (alias_feature(slot.site, s32, store)) new_alias_pairs++;
-    }
-    if (store) slot = AliasSlot{a >> 3, s32, tid, alias_gen};
     bool switch_here = false;
     if (accesses >= next_armed) {
       std::erase_if(armed, [this](uint64_t at) { return at <= accesses; });
@@ -614,9 +639,25 @@ class Runtime::Impl {
     if (switch_here) {
       epoch++;  // busy-waiters look again: what they wait for may have been stored
       reschedule(false, site, true);
+      if (killing) return;  // draining: no coverage from an unwound run
+      slot = alias_slot(g);  // others ran: the map may have grown
+      known = (g_alias_keys[slot] & 0xffff) == alias_gen;
+    }
+    // Interleaving coverage, as the access happens (after the switch, if there was one).
+    uint32_t s32 = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(site) -
+                                         reinterpret_cast<uintptr_t>(&rt_preempt));
+    uint16_t tid = static_cast<uint16_t>(t->seq + 1);
+    AliasStore& last = g_alias_vals[slot];
+    if (known && last.tid != tid) {
+      alias_pairs++;
+      if (alias_feature(last.site, s32, store)) new_alias_pairs++;
+    }
+    if (store && (known || alias_used < kAliasFull)) {
+      alias_used += !known;
+      g_alias_keys[slot] = alias_key(g, alias_gen);
+      last = AliasStore{s32, tid};
     }
   }
-
 };
 
 namespace {
