@@ -518,6 +518,11 @@ RunResult Exec::run() {
   rc.seed = h.seed;
   rc.pct_depth = h.pct_depth;
   rc.pct_races = h.races;
+  // The change points at accesses over the run as it is: about 14 preemption points an
+  // operation (the benchmark's programs: 460 a run, 32 operations on average); the
+  // horizon above, older, is two to three times the run, and keeps its programs'
+  // interleavings.
+  rc.pct_access_horizon = 16 + 14 * static_cast<int>(p_.ops.size());
   rc.pct_horizon = 64 + 32 * static_cast<int>(p_.ops.size());
   rc.max_steps = 400'000;
   rc.record_trace = o_.trace;

@@ -574,7 +574,8 @@ class Runtime::Impl {
     // few are hundreds.
     access_cps.clear();
     for (int i = 0; i < cfg.pct_races; i++) {
-      uint64_t at = steps + dec.below(std::max(1, cfg.pct_horizon));
+      int horizon = cfg.pct_access_horizon > 0 ? cfg.pct_access_horizon : cfg.pct_horizon;
+      uint64_t at = steps + dec.below(std::max(1, horizon));
       uint32_t off = static_cast<uint32_t>(dec.below(uint64_t{1} << dec.below(9)));
       access_cps.emplace_back(at, off);
     }

@@ -42,6 +42,7 @@ struct RuntimeConfig {
   // and lowers the priority of whoever makes that access (det; see "Shared accesses"
   // in det_runtime.cc). 0: only the d-1 change points above, at preemption points.
   int pct_races = 0;
+  int pct_access_horizon = 0;  // steps over which those are drawn (0: pct_horizon)
   uint64_t max_steps = 2'000'000;  // a run longer than this is a livelock
   bool record_trace = false;
   // Threaded runtime.
