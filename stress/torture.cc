@@ -16,6 +16,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <unordered_set>
 
 #include "allocator/backend/backend.h"
 #include "allocator/kenv/kenv.h"
@@ -109,6 +110,34 @@ struct Inbox {
   std::vector<Held> items;
 };
 
+// Every object handed out and not yet freed, by address, in shards under their own
+// locks (test scaffolding, never held across a kernel call).
+class LiveSet {
+ public:
+  // False if addr was live already.
+  bool insert(void* addr) {
+    Shard& s = shard(addr);
+    std::lock_guard<std::mutex> g(s.mu);
+    return s.set.insert(reinterpret_cast<uintptr_t>(addr)).second;
+  }
+  // False if addr was not live.
+  bool erase(void* addr) {
+    Shard& s = shard(addr);
+    std::lock_guard<std::mutex> g(s.mu);
+    return s.set.erase(reinterpret_cast<uintptr_t>(addr)) == 1;
+  }
+
+ private:
+  struct alignas(64) Shard {
+    std::mutex mu;
+    std::unordered_set<uintptr_t> set;
+  };
+  Shard& shard(void* addr) {
+    return shards_[(reinterpret_cast<uintptr_t>(addr) >> 4) * 0x9e3779b97f4a7c15ULL >> 58];
+  }
+  Shard shards_[64];
+};
+
 class Torture {
  public:
   explicit Torture(const TortureOptions& o)
@@ -158,6 +187,7 @@ class Torture {
   size_t sizes_[kNumZones] = {};
   std::vector<Inbox> inboxes_;
   Inbox from_intr_;
+  LiveSet live_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> serial_{0};
   CpuCount ops_per_cpu_[kenv::MAXCPU];
@@ -203,12 +233,18 @@ void* Torture::alloc(Worker& w, int z, int flags) {
     }
     return nullptr;
   }
+  if (!live_.insert(obj))
+    kenv::check_failed("double-allocation", "zone %d: %p handed out while it is live", z, obj);
   stamp(obj, size_of(z), w.next_serial());
   return obj;
 }
 
 void Torture::release(Worker& w, const Held& h) {
   verify(h.obj, size_of(h.zone), h.zone);
+  // Out of the set before the free: another CPU may get it back at once.
+  if (!live_.erase(h.obj))
+    kenv::check_failed("double-allocation", "zone %d: %p freed, but another holder has it",
+                       h.zone, h.obj);
   auto t0 = Clock::now();
   b_->free(zone(h.zone), h.obj);
   if ((w.ops & 15) == 0)
@@ -318,6 +354,9 @@ void Torture::step_interrupts(Worker& w) {
     void* obj = b_->alloc(zone(kTest64), M_INTNOWAIT);
     interrupts_++;
     if (obj == nullptr) return;
+    if (!live_.insert(obj))
+      kenv::check_failed("double-allocation", "zone %d: %p handed out while it is live",
+                         static_cast<int>(kTest64), obj);
     stamp(obj, size_of(kTest64), ++serial_);
     std::lock_guard<std::mutex> g(from_intr_.mu);
     from_intr_.items.push_back({obj, kTest64});
@@ -463,6 +502,9 @@ TortureResult Torture::run() {
   rc.seed = o_.seed;
   rc.watchdog_ms = o_.watchdog_ms;
   rc.migrate_one_in = o_.scenario == "migrate" ? 4 : 64;
+  rc.delay_one_in = o_.delay_one_in;
+  kenv::set_failure_note("reproduce (real threads: as closely as they allow): " +
+                         torture_command(o_));
   kenv::Runtime rt(rc);
   rt_ = &rt;
   kenv::Outcome out = rt.run_on_cpu0([this] { setup(); });
@@ -548,9 +590,22 @@ std::string torture_check_options(const TortureOptions& o) {
     return "the reserve scenario needs --threads >= 2 (one makes the pressure)";
   if (!(o.duration_s > 0) || o.duration_s > 86400) return "--duration must be 0 < S <= 86400";
   if (o.watchdog_ms < 100) return "--watchdog-ms must be at least 100";
+  if (o.delay_one_in < 0 || o.delay_one_in > 1'000'000)
+    return "--delay-one-in must be 0..1000000 (0: no delays)";
   if (o.budget_pages < 1024 || o.budget_pages > 60000)
     return "--pages must be 1024..60000 (the page source's arena)";
   return "";
+}
+
+std::string torture_command(const TortureOptions& o) {
+  char buf[512];
+  snprintf(buf, sizeof(buf),
+           "bazel run //stress:torture -- --scenario=%s --backend=%s --cpus=%d --threads=%d "
+           "--duration=%g --seed=%" PRIu64 " --pages=%zu --delay-one-in=%d%s",
+           o.scenario.c_str(), o.backend.c_str(), o.cpus, o.threads, o.duration_s, o.seed,
+           o.budget_pages, o.delay_one_in,
+           o.max_ops ? (" --ops=" + std::to_string(o.max_ops)).c_str() : "");
+  return buf;
 }
 
 TortureResult run_torture(const TortureOptions& o) {
@@ -562,7 +617,8 @@ std::string torture_summary(const TortureOptions& o, const TortureResult& r) {
   char buf[512];
   std::string s;
   if (!r.ok) {
-    s += r.title + "\n" + r.report;
+    s += r.title + "\nreproduce (real threads: as closely as they allow): " +
+         torture_command(o) + "\n" + r.report;
   }
   double ops_s = r.seconds > 0 ? static_cast<double>(r.ops) / r.seconds : 0;
   snprintf(buf, sizeof(buf),

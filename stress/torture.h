@@ -7,6 +7,9 @@
 //  - every object's content, written at allocation, is intact when it is freed, by
 //    whichever thread frees it (corruption);
 //  - no two live objects overlap (checked by content: a shared object is overwritten);
+//  - no object is handed out while it is live (double-allocation: a ring slot published
+//    before it was written, a slab on two lists), checked against the set of live
+//    objects at every allocation and free, by address;
 //  - a system allocation (M_USE_RESERVE) fails only with no spare left
 //    (reserve-guarantee; counted under concurrency, must be zero);
 //  - at the end: every zone's own consistency check passes, nothing is live, and every
@@ -32,7 +35,12 @@ struct TortureOptions {
   uint64_t seed = 1;
   int watchdog_ms = 10'000;
   size_t budget_pages = 16384;
+  // The threaded runtime's delay injection at shared accesses (1 in N, 0: none).
+  int delay_one_in = 512;
 };
+
+// The command line that runs these options again, as close as real threads allow.
+std::string torture_command(const TortureOptions& o);
 
 struct Percentiles {
   double p50 = 0, p99 = 0, p999 = 0, max = 0;  // nanoseconds

@@ -1,6 +1,7 @@
 // torture_main.cc - the command line of the stress drivers:
 //   bazel run //stress:torture -- --scenario=NAME --backend=B --cpus=N --threads=M
-//       --duration=S --seed=K [--ops=N] [--watchdog-ms=MS] [--pages=P] | --list
+//       --duration=S --seed=K [--ops=N] [--watchdog-ms=MS] [--pages=P]
+//       [--delay-one-in=N] | --list
 // Prints throughput, latency percentiles and reserve statistics, and a last line a
 // script can read ("RESULT ... status=ok|fail"). Exit 0 when every invariant held,
 // 1 on a violation (its title first), 2 on bad usage.
@@ -29,7 +30,7 @@ int usage(const char* msg) {
   fprintf(stderr,
           "usage: torture --scenario=NAME [--backend=kmalloc_obj] [--cpus=2] [--threads=2]\n"
           "               [--duration=5] [--seed=1] [--ops=0] [--watchdog-ms=10000]\n"
-          "               [--pages=16384] | --list\n");
+          "               [--pages=16384] [--delay-one-in=512] | --list\n");
   return 2;
 }
 
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
     else if (k == "ops") o.max_ops = static_cast<uint64_t>(d);
     else if (k == "watchdog-ms") o.watchdog_ms = static_cast<int>(d);
     else if (k == "pages") o.budget_pages = static_cast<size_t>(d);
+    else if (k == "delay-one-in") o.delay_one_in = static_cast<int>(d);
     else return usage(("unknown option --" + k).c_str());
   }
   std::string err = torture_check_options(o);

@@ -1,7 +1,12 @@
 // torture_test.cc - a short run of every scenario (the long ones are separate
-// commands): each must finish with every invariant held.
+// commands): each must finish with every invariant held. Each runs in a process of
+// its own (a death test that must exit 0), so that one that aborts - every violated
+// invariant does, on real threads - fails its own case, with its title, and not the
+// whole binary.
 #include "stress/torture.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -18,22 +23,37 @@ struct Case {
 
 class TortureScenario : public ::testing::TestWithParam<Case> {};
 
+// The child's side: 0 if the run held, else its summary and 1.
+int RunCase(const Case& c);
+
 TEST_P(TortureScenario, ShortRunHoldsEveryInvariant) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(exit(RunCase(GetParam())), ::testing::ExitedWithCode(0), "");
+}
+
+int RunCase(const Case& c) {
   TortureOptions o;
-  o.backend = GetParam().backend;
-  o.scenario = GetParam().scenario;
+  o.backend = c.backend;
+  o.scenario = c.scenario;
   o.cpus = 2;
   o.threads = o.scenario == "migrate" ? 5 : 3;
   o.duration_s = o.backend == "kmalloc_obj" ? 0.6 : 0.4;
   o.max_ops = 60000;
   o.seed = 7;
   o.budget_pages = 8192;
-  ASSERT_EQ(torture_check_options(o), "");
+  if (std::string e = torture_check_options(o); !e.empty()) {
+    fprintf(stderr, "options: %s\n", e.c_str());
+    return 1;
+  }
   TortureResult r = run_torture(o);
-  ASSERT_TRUE(r.ok) << torture_summary(o, r);
-  EXPECT_GT(r.ops, 100u);
-  if (o.scenario == "migrate") EXPECT_GT(r.migrations, 0u);
-  if (o.scenario == "interrupts") EXPECT_GT(r.interrupts, 0u);
+  const char* wrong = !r.ok                                            ? "failed"
+                      : r.ops <= 100                                   ? "too few operations"
+                      : o.scenario == "migrate" && r.migrations == 0   ? "no migration"
+                      : o.scenario == "interrupts" && r.interrupts == 0 ? "no interrupt"
+                                                                        : nullptr;
+  if (wrong == nullptr) return 0;
+  fprintf(stderr, "%s\n%s", wrong, torture_summary(o, r).c_str());
+  return 1;
 }
 
 // Every scenario on every backend, but pageout on the backends with neither boot

@@ -113,8 +113,9 @@ inline bool alias_feature(uint32_t store_site, uint32_t site, bool store) {
 // Keys (granule and generation in one word, so that a probe reads 8 bytes) apart from
 // the values (the last store's site and thread), read only on a hit.
 struct AliasStore {
-  uint32_t site;
-  uint16_t tid;
+  uint32_t site;       // the last store's
+  uint16_t tid;        // the last store's thread
+  uint16_t accessor;   // the thread of the last counted access, load or store
 };
 inline uint64_t alias_key(uintptr_t granule, uint16_t gen) {
   return static_cast<uint64_t>(granule) << 16 | gen;
@@ -166,6 +167,7 @@ struct DetThreadState {
   // whatever code, a constructor's or a container's too): it runs on to its next
   // preemption point or wait, where it is unwound (see drain_point()).
   bool draining = false;
+  bool switch_next = false;  // a change point fell on its last access: switch at the next
   uintptr_t stack_lo = 0;     // its fiber's stack, once it has one
   uintptr_t stack_bytes = 0;
   uint64_t fire_at = 0;  // an armed interrupt: runs once its CPU has made this many steps
@@ -262,12 +264,13 @@ class Runtime::Impl {
   std::vector<uint64_t> change_points;
   size_t next_cp = 0;
   // Change points in accesses: (step, offset), sorted by step; once the step is passed,
-  // one falls due at access number `armed` (UINT64_MAX: none armed).
+  // one falls due at communication access number `armed` (UINT64_MAX: none armed).
   std::vector<std::pair<uint64_t, uint32_t>> access_cps;
   size_t next_acp = 0;
   std::vector<uint64_t> armed;
   uint64_t next_armed = UINT64_MAX;
   uint64_t accesses = 0;
+  uint64_t comm_accesses = 0;  // of them, to a granule another thread accessed last
   uint64_t alias_pairs = 0;
   uint64_t new_alias_pairs = 0;
   uint16_t alias_gen = 0;
@@ -458,7 +461,7 @@ class Runtime::Impl {
     outcome = Outcome{};
     failed = false;
     killing = false;
-    accesses = alias_pairs = new_alias_pairs = 0;
+    accesses = comm_accesses = alias_pairs = new_alias_pairs = 0;
     alias_used = 0;
     if (++g_alias_gen == 0) {  // wrapped: entries of 65,535 runs ago must not match
       std::fill(g_alias_keys, g_alias_keys + kAliasSlots, 0);
@@ -596,7 +599,7 @@ class Runtime::Impl {
   // are armed.
   void arm_access_cps() {
     while (next_acp < access_cps.size() && steps >= access_cps[next_acp].first) {
-      armed.push_back(accesses + access_cps[next_acp].second);
+      armed.push_back(comm_accesses + access_cps[next_acp].second);
       next_armed = std::min(next_armed, armed.back());
       next_acp++;
     }
@@ -613,38 +616,46 @@ class Runtime::Impl {
   }
 
   // A shared access by t (the running thread) at `a`, from instrumented code at `site`.
+  //
   // It is a potential switch point if it is a store, or a load of a granule stored
   // during this run (or of any granule once the map is full): a switch before a load of
   // what nobody has written (the configuration of a zone, a slab's geometry) orders
   // nothing that a switch at the next access would not (partial-order reduction, as
   // DPOR tools have it), and each such point makes a change point less likely to land
-  // in a real window.
+  // in a real window. Directed preemptions count these.
+  //
+  // The PCT change points at accesses count only communication: an access to a granule
+  // whose last access was another thread's (a flag another CPU polls, a count it
+  // changes, a list it walks), and fall right after it, before the thread's next
+  // access: the places where what it just read may go stale, or what it just published
+  // may be read, before it acts on it. That is where the races of shared-memory code
+  // live (KRACE's and SegFuzz's observation), and there are a fifth as many of them.
   __attribute__((always_inline)) void access(DetThread* t, uintptr_t a, bool store,
                                              const void* site) {
+    bool switch_here = false;
+    if (t->switch_next) {
+      t->switch_next = false;
+      switch_here = true;
+    }
     uintptr_t g = a >> 3;
     size_t slot = alias_slot(g);
     bool known = (g_alias_keys[slot] & 0xffff) == alias_gen;
-    if (!store && !known && alias_used < kAliasFull) return;
-    ++accesses;
-    bool switch_here = false;
-    if (accesses >= next_armed) {
-      std::erase_if(armed, [this](uint64_t at) { return at <= accesses; });
-      next_armed = armed.empty() ? UINT64_MAX : *std::min_element(armed.begin(), armed.end());
-      lower(t, "priority change at an access:");
-      switch_here = true;
+    if (!store && !known && alias_used < kAliasFull) {
+      if (switch_here) switch_to_others(site);
+      return;
     }
+    ++accesses;
     if (t->preempt_access_in > 0 && --t->preempt_access_in == 0) {
       lower(t, "directed preemption at an access:");
       switch_here = true;
     }
     if (switch_here) {
-      epoch++;  // busy-waiters look again: what they wait for may have been stored
-      reschedule(false, site, true);
-      if (killing) return;  // draining: no coverage from an unwound run
+      if (switch_to_others(site)) return;
       slot = alias_slot(g);  // others ran: the map may have grown
       known = (g_alias_keys[slot] & 0xffff) == alias_gen;
     }
-    // Interleaving coverage, as the access happens (after the switch, if there was one).
+    // As the access happens (after the switch, if there was one): interleaving coverage,
+    // communication, the map.
     uint32_t s32 = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(site) -
                                          reinterpret_cast<uintptr_t>(&rt_preempt));
     uint16_t tid = static_cast<uint16_t>(t->seq + 1);
@@ -653,11 +664,27 @@ class Runtime::Impl {
       alias_pairs++;
       if (alias_feature(last.site, s32, store)) new_alias_pairs++;
     }
+    if (known && last.accessor != tid && ++comm_accesses >= next_armed) {
+      std::erase_if(armed, [this](uint64_t at) { return at <= comm_accesses; });
+      next_armed = armed.empty() ? UINT64_MAX : *std::min_element(armed.begin(), armed.end());
+      lower(t, "priority change after an access:");
+      t->switch_next = true;
+    }
     if (store && (known || alias_used < kAliasFull)) {
       alias_used += !known;
       g_alias_keys[slot] = alias_key(g, alias_gen);
-      last = AliasStore{s32, tid};
+      last = AliasStore{s32, tid, tid};
+    } else if (known) {
+      last.accessor = tid;
     }
+  }
+
+  // A switch at an access (its priority was lowered): returns true if the run is being
+  // unwound (the thread goes on draining: no coverage from it).
+  bool switch_to_others(const void* site) {
+    epoch++;  // busy-waiters look again: what they wait for may have been stored
+    reschedule(false, site, true);
+    return killing;
   }
 };
 
@@ -692,6 +719,9 @@ Runtime::~Runtime() {
 }
 
 Runtime* current_runtime() { return g_runtime; }
+
+// A deterministic run reproduces from its input: nothing to add.
+void set_failure_note(const std::string&) {}
 
 int ncpus() { return g_impl ? g_impl->cfg.ncpus : 1; }
 
@@ -761,6 +791,7 @@ void rt_preempt() {
     rt->next_cp++;
   }
   rt->arm_access_cps();
+  t->switch_next = false;  // its priority is lowered already: the point below switches
   if (t->preempt_in > 0 && --t->preempt_in == 0) {
     if (t->preempt_then > 0)
       t->preempt_access_in = std::exchange(t->preempt_then, 0);

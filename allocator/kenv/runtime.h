@@ -38,9 +38,10 @@ struct RuntimeConfig {
   int pct_depth = 3;          // PCT: d-1 priority change points
   int pct_horizon = 2000;     // PCT: steps over which change points are drawn
   // PCT change points inside the windows between preemption points: each is drawn as a
-  // step in the horizon and an offset of 0-255 shared accesses past it (log-uniform),
-  // and lowers the priority of whoever makes that access (det; see "Shared accesses"
-  // in det_runtime.cc). 0: only the d-1 change points above, at preemption points.
+  // step in the horizon and an offset of 0-255 communication accesses past it
+  // (log-uniform; accesses to what another thread accessed last), and lowers the
+  // priority of whoever makes that access, which is switched out right after it (det;
+  // see "Shared accesses" in det_runtime.cc). 0: only the d-1 change points above.
   int pct_races = 0;
   int pct_access_horizon = 0;  // steps over which those are drawn (0: pct_horizon)
   uint64_t max_steps = 2'000'000;  // a run longer than this is a livelock
@@ -48,6 +49,7 @@ struct RuntimeConfig {
   // Threaded runtime.
   int watchdog_ms = 10'000;   // no progress for this long: report and fail
   int migrate_one_in = 64;    // at a preemption point, migrate with chance 1/N
+  int delay_one_in = 0;       // at a shared access, wait a little with chance ~1/N (0: never)
 };
 
 struct Outcome {
@@ -107,6 +109,10 @@ class Runtime {
 
 // The runtime in which the calling code runs, or nullptr.
 Runtime* current_runtime();
+
+// How to reproduce this run, printed after the title of a failure (threaded: a panic,
+// a fatal signal; the deterministic runtime's runs reproduce from their input).
+void set_failure_note(const std::string& note);
 
 // Sets up the boot phase for a new kernel (drivers do this before run()).
 void boot_reset(boot_phase p);

@@ -12,13 +12,25 @@
 //    crit_exit() outside a critical section, or on the runtime's own loop if the CPU is
 //    idle; an interrupt never sleeps and is never migrated;
 //  - tsleep() really sleeps (bounded by 10 ms, so that a lost wakeup only delays), and
-//    a watchdog fails the run when rt_progress() has not been called for watchdog_ms.
-// A panic prints its title, the message and every thread's state, then aborts.
+//    a watchdog fails the run when rt_progress() has not been called for watchdog_ms;
+//  - at the shared accesses of the code under test (the callbacks the deterministic
+//    runtime switches at) a thread now and then waits a little (KRACE's delay
+//    injection, 1 in delay_one_in accesses on average): a race window of a few
+//    instructions stays open long enough for another CPU to enter it.
+// A panic prints its title, the message, the driver's reproduction note
+// (set_failure_note) and every thread's state, then aborts. A fatal signal in a run (a
+// segfault, an abort from elsewhere) prints a "slabfuzz: crash:" title and the note
+// first, then goes on to the handler that was there before (the sanitizers').
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -46,7 +58,11 @@ struct TThread {
   std::atomic<const char*> waiting{nullptr};
   uint64_t rng = 0;
   int cpu = -1;
+  uint32_t delay_in = 1;  // shared accesses until the next injected delay
 };
+
+std::string g_failure_note;           // how to run this again (the driver's words)
+std::atomic<bool> g_titled{false};    // a title was printed: a signal adds none
 
 Runtime* g_runtime = nullptr;
 
@@ -162,6 +178,41 @@ class Runtime::Impl {
 namespace {
 Runtime::Impl* g_impl = nullptr;
 thread_local TThread* t_self = nullptr;
+
+// A fatal signal: one title line and the note (async-signal-safe writes only), then
+// the handler that was there before runs (for a fault, when the instruction runs
+// again; for an abort, raised anew).
+constexpr int kFatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+struct sigaction g_old_action[NSIG];
+char g_note_buf[1024];
+size_t g_note_len = 0;
+
+void crash_signal(int sig) {
+  if (!g_titled.exchange(true)) {
+    const char* name = sig == SIGSEGV ? "SIGSEGV" : sig == SIGBUS ? "SIGBUS"
+                       : sig == SIGFPE ? "SIGFPE" : sig == SIGILL ? "SIGILL" : "SIGABRT";
+    auto put = [](const char* p, size_t n) { (void)!write(2, p, n); };
+    put("slabfuzz: crash: ", 17);
+    put(name, strlen(name));
+    put(" in a threaded run\n", 19);
+    if (g_note_len > 0) put(g_note_buf, g_note_len);
+  }
+  sigaction(sig, &g_old_action[sig], nullptr);
+  if (sig == SIGABRT) raise(sig);
+}
+
+void install_crash_titles() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  for (int sig : kFatal) {
+    struct sigaction sa = {};
+    sa.sa_handler = crash_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_ONSTACK;
+    sigaction(sig, &sa, &g_old_action[sig]);
+  }
+}
 }  // namespace
 
 Runtime::Runtime(const RuntimeConfig& config) : impl_(std::make_unique<Impl>(config)) {
@@ -171,6 +222,7 @@ Runtime::Runtime(const RuntimeConfig& config) : impl_(std::make_unique<Impl>(con
   }
   g_runtime = this;
   g_impl = impl_.get();
+  install_crash_titles();
 }
 
 Runtime::~Runtime() {
@@ -387,8 +439,17 @@ void wakeup(const void*) {
 
 void wakeup_one(const void* chan) { wakeup(chan); }
 
+void set_failure_note(const std::string& note) {
+  g_failure_note = note;
+  g_note_len = std::min(note.size(), sizeof(g_note_buf) - 1);
+  memcpy(g_note_buf, note.data(), g_note_len);
+  if (g_note_len > 0) g_note_buf[g_note_len++] = '\n';
+}
+
 void rt_panic(const std::string& title, const std::string& message) {
+  g_titled = true;
   fprintf(stderr, "%s\n%s\n", title.c_str(), message.c_str());
+  if (!g_failure_note.empty()) fprintf(stderr, "%s\n", g_failure_note.c_str());
   if (g_impl) fprintf(stderr, "%s", g_impl->state_report().c_str());
   fflush(stderr);
   abort();
@@ -396,11 +457,35 @@ void rt_panic(const std::string& title, const std::string& message) {
 
 }  // namespace kenv
 
-// The code under test is compiled with SanitizerCoverage's load and store callbacks
-// for the deterministic runtime's interleavings (det_runtime.cc); real threads
-// interleave by themselves.
+// ---- delay injection at shared accesses -------------------------------------------
+
+namespace kenv {
+namespace {
+__attribute__((always_inline)) inline void on_access() {
+  TThread* t = t_self;
+  if (t == nullptr || --t->delay_in != 0) return;
+  Runtime::Impl* rt = g_impl;
+  int every = rt != nullptr ? rt->cfg.delay_one_in : 0;
+  if (every <= 0) {
+    t->delay_in = UINT32_MAX;
+    return;
+  }
+  uint64_t r = Runtime::Impl::next_rand(t->rng);
+  t->delay_in = 1 + static_cast<uint32_t>(r % (2 * static_cast<uint64_t>(every)));
+  // Mostly a short spin (a window of a few hundred cycles), now and then the rest of
+  // the time slice.
+  if ((r >> 32) % 16 == 0) {
+    std::this_thread::yield();
+  } else {
+    for (uint64_t i = (r >> 40) % 512; i > 0; i--) __builtin_ia32_pause();
+  }
+}
+}  // namespace
+}  // namespace kenv
+
+// Named by the access's size in bytes, as SanitizerCoverage calls them.
 #define KENV_ACCESS_HOOK(kind, bytes) \
-  extern "C" void __sanitizer_cov_##kind##bytes(void*) {}
+  extern "C" void __sanitizer_cov_##kind##bytes(void*) { kenv::on_access(); }
 KENV_ACCESS_HOOK(load, 1)
 KENV_ACCESS_HOOK(load, 2)
 KENV_ACCESS_HOOK(load, 4)

@@ -133,5 +133,20 @@ TEST(ThreadedRuntime, WatchdogReportsNoProgress) {
   delete rt;
 }
 
+// A fault in a threaded run gets a title, and the driver's reproduction note, first.
+TEST(ThreadedRuntime, FatalSignalGetsATitle) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        RuntimeConfig c;
+        c.ncpus = 1;
+        Runtime rt(c);
+        set_failure_note("run me again");
+        rt.spawn(0, "faulter", [] { *static_cast<volatile int*>(nullptr) = 1; });
+        rt.run();
+      },
+      "slabfuzz: crash: SIGSEGV in a threaded run\nrun me again");
+}
+
 }  // namespace
 }  // namespace kenv
