@@ -139,8 +139,9 @@ void check_failed(const char* check, const char* fmt, ...) {
 
 }  // namespace kenv
 
-// The code under test carries inline 8-bit edge counters outside the fuzzing builds: an
-// edge mode that the load and store callbacks (the runtimes' interleavings, see
-// fuzzers/coverage.bzl) need beside them. Nothing reads the counters there; a fuzzing
-// engine linked in brings its own registration, which takes precedence.
-extern "C" __attribute__((weak)) void __sanitizer_cov_8bit_counters_init(uint8_t*, uint8_t*) {}
+// Outside the fuzzing builds the code under test carries trace-pc-guard edge callbacks:
+// an edge mode that the load and store callbacks (the runtimes' interleavings, see
+// fuzzers/coverage.bzl) need beside them. They do nothing here; a fuzzing engine
+// linked in brings its own, which take precedence.
+extern "C" __attribute__((weak)) void __sanitizer_cov_trace_pc_guard_init(uint32_t*, uint32_t*) {}
+extern "C" __attribute__((weak)) void __sanitizer_cov_trace_pc_guard(uint32_t*) {}
