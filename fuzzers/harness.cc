@@ -48,10 +48,85 @@ constexpr size_t kVmZoneCap[kVmZones] = {1024, 1024, 32};  // PV, MAP, SWAPMETA
 
 alignas(64) char g_foreign[256];
 
+// The backend as the harness and the VM use it, counting the allocations and frees in
+// flight in each zone: "this allocation ran alone" needs it, now that a thread can be
+// switched out anywhere in one (between its taking a spare slab and its counting the
+// allocation, say), where counters read around the call see nothing of it. The
+// deterministic runtime runs on one OS thread: plain integers.
+class InFlightBackend final : public Backend {
+ public:
+  explicit InFlightBackend(std::unique_ptr<Backend> b) : b_(std::move(b)) {}
+  // Allocations and frees in the zone that have started and not returned.
+  int in_flight(void* zone) const {
+    for (const Busy& b : busy_)
+      if (b.zone == zone) return b.n;
+    return 0;
+  }
+
+  std::string_view name() const override { return b_->name(); }
+  void* zone_create(const ZoneOptions& o) override { return b_->zone_create(o); }
+  void zone_destroy(void* zone) override { b_->zone_destroy(zone); }
+  void* alloc(void* zone, int flags) override {
+    Count c(this, zone);
+    return b_->alloc(zone, flags);
+  }
+  void free(void* zone, void* obj) override {
+    Count c(this, zone);
+    b_->free(zone, obj);
+  }
+  size_t boot_granule() const override { return b_->boot_granule(); }
+  int boot_memory(void* zone, void* mem, size_t bytes) override {
+    return b_->boot_memory(zone, mem, bytes);
+  }
+  bool has_reserve() const override { return b_->has_reserve(); }
+  void set_reserve(void* zone, int x) override { b_->set_reserve(zone, x); }
+  void drain_cpu(void* zone) override { b_->drain_cpu(zone); }
+  int poll() override { return b_->poll(); }
+  ZoneStats stats(void* zone) override { return b_->stats(zone); }
+  ZoneStats counters(void* zone) override { return b_->counters(zone); }
+  uint64_t activity(void* zone) override { return b_->activity(zone); }
+  std::vector<std::string> check(void* zone, bool deep) override { return b_->check(zone, deep); }
+  void* owner(const void* obj) override { return b_->owner(obj); }
+  void reset() override {
+    for (Busy& b : busy_) b = Busy{};
+    b_->reset();
+  }
+  const char* misuse_phrase(Misuse m) const override { return b_->misuse_phrase(m); }
+
+ private:
+  struct Count {  // RAII: a misuse's panic unwinds through it
+    Count(InFlightBackend* s, void* zone) : n(s->slot(zone)) { ++*n; }
+    ~Count() { --*n; }
+    int* n;
+  };
+  // A zone's counter; a slot never moves (others hold pointers to theirs). A zone
+  // handle may be reused by a later zone, whose count starts where the last one's
+  // ended: at zero.
+  int* slot(void* zone) {
+    Busy* free_slot = nullptr;
+    for (Busy& b : busy_) {
+      if (b.zone == zone) return &b.n;
+      if (b.n == 0 && free_slot == nullptr) free_slot = &b;
+    }
+    if (free_slot == nullptr) kenv::panic("harness: more than %zu zones busy", std::size(busy_));
+    *free_slot = Busy{zone, 0};
+    return &free_slot->n;
+  }
+  struct Busy {
+    void* zone = nullptr;
+    int n = 0;
+  };
+  std::unique_ptr<Backend> b_;
+  Busy busy_[32];
+};
+
 class Exec {
  public:
   Exec(Program p, const HarnessOptions& o)
-      : p_(std::move(p)), o_(o), b_(make_backend(backend_names()[p_.header.backend % backend_names().size()])),
+      : p_(std::move(p)),
+        o_(o),
+        b_(std::make_unique<InFlightBackend>(
+            make_backend(backend_names()[p_.header.backend % backend_names().size()]))),
         oracle_(*b_) {}
 
   RunResult run();
@@ -82,7 +157,7 @@ class Exec {
   Program p_;
   std::vector<std::vector<Op>> streams_;  // p_'s operations, CPU by CPU
   HarnessOptions o_;
-  std::unique_ptr<Backend> b_;
+  std::unique_ptr<InFlightBackend> b_;
   std::unique_ptr<Vm> vm_;
   Oracle oracle_;
   kenv::Runtime* rt_ = nullptr;
@@ -153,13 +228,23 @@ void* Exec::alloc(int cpu, int zone, int flags) {
   bool reserve_checks =
       b_->has_reserve() && kenv::current_boot_phase() >= kenv::boot_phase::VM_READY;
   ZoneStats before;
-  if (reserve_checks) before = b_->counters(h);
+  bool others_before = false;
+  if (reserve_checks) {
+    before = b_->counters(h);
+    others_before = b_->in_flight(h) > 0;
+  }
   void* obj = b_->alloc(h, flags);
   ZoneStats after;
-  if (reserve_checks) after = b_->counters(h);
+  bool others_after = false;
+  if (reserve_checks) {
+    after = b_->counters(h);
+    others_after = b_->in_flight(h) > 0;
+  }
   // Alone: no other operation, thread, interrupt or daemon (the pageout daemon, the
-  // VM's own allocations) allocated or freed in the zone while this call ran.
-  bool alone = after.allocs + after.frees == before.allocs + before.frees + (obj ? 1 : 0);
+  // VM's own allocations) allocated or freed in the zone while this call ran, none was
+  // half-way through one when it started or when it ended.
+  bool alone = !others_before && !others_after &&
+               after.allocs + after.frees == before.allocs + before.frees + (obj ? 1 : 0);
   if (alone && reserve_checks) {
     // A failed reserve allocation with spares there all along, before and after (a
     // spare the poller brought to the zone while the call ran, from another CPU's
