@@ -120,7 +120,7 @@ struct AliasStore {
 inline uint64_t alias_key(uintptr_t granule, uint16_t gen) {
   return static_cast<uint64_t>(granule) << 16 | gen;
 }
-constexpr int kAliasBits = 14;
+constexpr int kAliasBits = 12;
 constexpr size_t kAliasSlots = size_t{1} << kAliasBits;
 constexpr size_t kAliasFull = kAliasSlots / 4 * 3;
 // One map for the process, reused by every run (one runtime is alive at a time): a run
@@ -181,6 +181,11 @@ struct DetThread : DetThreadState {
 // Finished threads' descriptors, for the next ones (a fuzzer creates a handful per
 // input, thousands of times a second); per OS thread, as runtimes are.
 thread_local std::vector<std::unique_ptr<DetThread>> t_spare_threads;
+
+// The thread whose shared accesses count, while it runs: none outside a run, in set-up
+// (run_on_cpu0's solo thread) and while a failed run is unwound. One load and a test is
+// all an access costs when nothing is to be done.
+DetThread* g_accessor = nullptr;
 
 std::unique_ptr<DetThread> new_thread() {
   if (t_spare_threads.empty()) return std::make_unique<DetThread>();
@@ -419,7 +424,9 @@ class Runtime::Impl {
     }
     t->started = true;
     note([&] { return "run " + t->name + "@cpu" + std::to_string(t->cpu); });
+    g_accessor = killing || solo != nullptr ? nullptr : t;
     Fiber::Switch(main.get(), &*t->fiber);
+    g_accessor = nullptr;
     curthread_tls = nullptr;
     cur = nullptr;
     if (t->state == DetThread::kDone) {
@@ -929,15 +936,13 @@ void rt_panic(const std::string& title, const std::string& message) {
 namespace {
 __attribute__((always_inline)) inline void on_access(const void* p, bool store,
                                                      const void* site) {
-  Runtime::Impl* rt = g_impl;
-  if (rt == nullptr) return;
-  DetThread* t = rt->cur;
-  if (t == nullptr || rt->killing || rt->solo != nullptr) return;
+  DetThread* t = g_accessor;
+  if (t == nullptr) return;
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   if (a - t->stack_lo < t->stack_bytes) return;
   if (a - reinterpret_cast<uintptr_t>(&t->td) < sizeof(thread)) return;
   if (p == &curthread_tls) return;
-  rt->access(t, a, store, site);
+  g_impl->access(t, a, store, site);
 }
 }  // namespace
 
