@@ -451,7 +451,13 @@ void Exec::exec(int cpu, const Op& op) {
     }
     case OpCode::kZoneCreate: {
       int i = op.a % p_.header.nzones;
-      if (!alive_[test_zone(i)] && zone_busy_[test_zone(i)] == 0) create_test_zone(i, op.b);
+      int z = test_zone(i);
+      if (alive_[z] || zone_busy_[z] != 0) return;
+      // Busy while it is created: the allocator's zone creation passes shared accesses,
+      // where another CPU's zone_create of the same slot must not start a second zone.
+      zone_busy_[z]++;
+      create_test_zone(i, op.b);
+      zone_busy_[z]--;
       return;
     }
     case OpCode::kZoneDestroy: {

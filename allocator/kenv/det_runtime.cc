@@ -359,6 +359,21 @@ class Runtime::Impl {
     return best != nullptr ? best : pick_among(false);
   }
 
+  // For a busy-waiting thread: the best eligible thread but `self`, one that has not
+  // busy-waited since the last preemption point if there is one. Never `self`: a spinner
+  // of higher priority than the one it waits for would otherwise pick itself for ever
+  // (the other may have been switched out at an access, mid-way between its own
+  // busy-waits, with no preemption point since).
+  DetThread* pick_other(const DetThread* self) const {
+    DetThread* spinner = nullptr;
+    for (DetThread* t : order) {
+      if (t == self || !eligible(t)) continue;
+      if (t->yielded_at != epoch) return t;
+      if (spinner == nullptr) spinner = t;
+    }
+    return spinner;
+  }
+
   DetThread* pick_among(bool skip_spinners) const {
     for (DetThread* t : order) {
       if (!eligible(t)) continue;
@@ -825,7 +840,7 @@ void rt_spinwait() {
   }
   rt->update_pin(t);
   t->yielded_at = rt->epoch;
-  DetThread* other = rt->pick();
+  DetThread* other = rt->pick_other(t);
   if (other == nullptr || other == t) return;
   rt->next_pick = other;
   Fiber::Switch(&*t->fiber, rt->main.get());
