@@ -133,11 +133,16 @@ def triage(binary, raw_dir, crash_root):
     for path in sorted(glob.glob(os.path.join(raw_dir, "*"))):
         if not os.path.isfile(path) or os.path.basename(path).startswith("README"):
             continue
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue  # gone meanwhile (the folder cleared under a running campaign)
         title, out = replay(binary, path)
         titles[title] = titles.get(title, 0) + 1
         d = os.path.join(crash_root, slug(title))
         os.makedirs(d, exist_ok=True)
-        digest = hashlib.sha1(open(path, "rb").read()).hexdigest()[:16]
+        digest = hashlib.sha1(data).hexdigest()[:16]
         dest = os.path.join(d, "input-" + digest)
         if not os.path.exists(dest):
             shutil.copy(path, dest)

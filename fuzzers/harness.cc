@@ -324,6 +324,9 @@ void Exec::misuse(int cpu, const Op& op) {
                             : Misuse::kForeign;
   const char* phrase = b_->misuse_phrase(kind);
   if (phrase == nullptr) return;
+  // The zone must outlive the misuse (a destroy on another CPU waits), which ends the
+  // run one way or the other: the count is never given back.
+  zone_busy_[o.zone]++;
   switch (kind) {
     case Misuse::kDoubleFree:
       // In a critical section: an interrupt due at the first free's preemption points
@@ -339,13 +342,20 @@ void Exec::misuse(int cpu, const Op& op) {
       int other = -1;
       for (int z = 0; z < kMaxZones; z++)
         if (zone_ok(z) && z != o.zone && zone_busy_[z] == 0) other = z;
-      if (other < 0) return;
+      if (other < 0) {
+        zone_busy_[o.zone]--;
+        return;
+      }
+      zone_busy_[other]++;
       expect_misuse_[cpu] = phrase;
       b_->free(oracle_.zone_handle(other), obj);
       break;
     }
     case Misuse::kInterior:
-      if (o.size < 32) return;
+      if (o.size < 32) {
+        zone_busy_[o.zone]--;
+        return;
+      }
       expect_misuse_[cpu] = phrase;
       b_->free(h, obj + 16);
       break;
@@ -446,7 +456,11 @@ void Exec::exec(int cpu, const Op& op) {
       return;
     case OpCode::kDrain: {
       int z = op.a % nz;
-      if (zone_ok(z)) b_->drain_cpu(oracle_.zone_handle(z));
+      if (!zone_ok(z)) return;
+      // Busy: the zone must outlive the drain (a destroy on another CPU waits for it).
+      zone_busy_[z]++;
+      b_->drain_cpu(oracle_.zone_handle(z));
+      zone_busy_[z]--;
       return;
     }
     case OpCode::kZoneCreate: {

@@ -83,6 +83,10 @@ struct kmalloc_zone *kmo_zones = nullptr;
  * kernel thread exists). */
 static_assert(std::is_trivially_destructible_v<kmalloc_zone>);
 struct kmalloc_zone *kmo_zones_free = nullptr;
+/* Every descriptor ever made, the table itself: a new kernel (kmalloc_obj_reset) puts
+ * them all on the free list, so that one a run abandoned between the two lists (taken
+ * from the free list, not yet on the zone list) is not lost. */
+std::vector<kmalloc_zone *> kmo_zone_table;
 
 void kmo_zone_recycle(kmalloc_zone *zone)
 {
@@ -103,8 +107,15 @@ kmalloc_zone *kmo_zone_new()
 		kmo_zones_free = zone->next_zone;
 	if (kthread)
 		spin_unlock(&kmo_zones_spin);
-	if (zone == nullptr)
-		return new kmalloc_zone();
+	if (zone == nullptr) {
+		zone = new kmalloc_zone();
+		if (kthread)
+			spin_lock(&kmo_zones_spin);
+		kmo_zone_table.push_back(zone);
+		if (kthread)
+			spin_unlock(&kmo_zones_spin);
+		return zone;
+	}
 	KMO_UNPOISON(zone, sizeof(*zone));
 	return new (zone) kmalloc_zone();
 }
@@ -1017,10 +1028,12 @@ void kmalloc_obj_reset(void)
 		kmo_slabtab[i].store(nullptr, std::memory_order_relaxed);
 	kmo_tab_touched.clear();
 	kmo_tab_live.store(0);
-	/* Zones a failed run abandoned: their slabs went back with the page source. */
-	while (kmo_zones != nullptr) {
-		kmalloc_zone *z = kmo_zones;
-		kmo_zones = z->next_zone;
+	/* Zones a failed run abandoned: their slabs went back with the page source. Every
+	 * descriptor is free again, wherever the run left it. */
+	kmo_zones = nullptr;
+	kmo_zones_free = nullptr;
+	for (kmalloc_zone *z : kmo_zone_table) {
+		KMO_UNPOISON(z, sizeof(*z));
 		kmo_zone_recycle(z);
 	}
 	kmo_hooks = nullptr;
