@@ -13,7 +13,8 @@ Everything lives in the output folder (default out/fuzz/NAME), which survives th
 crash of a target and Ctrl-C:
     corpus/              the grown corpus (binary programs)
     crashes/raw/         every crashing input as the engine wrote it
-    crashes/<title>/     one folder per distinct title: the reproducer and its report
+    crashes/<title>/     one folder per distinct title: the reproducers, their reports,
+                         and minimized.txt (the first one minimized, same title)
     summary.txt          the last summary
 Exit status: 0 if nothing was found, 1 if a crash was found, 2 on bad usage or a
 failed build.
@@ -150,7 +151,27 @@ def triage(binary, raw_dir, crash_root):
                 f.write(out)
         with open(os.path.join(d, "TITLE"), "w") as f:
             f.write(title + "\n")
+        minimized = os.path.join(d, "minimized.txt")
+        if title != HANG_TITLE and not os.path.exists(minimized):
+            minimize(binary, dest, minimized)
     return titles
+
+
+MINIMIZE_SECONDS = 30
+
+
+def minimize(binary, crash, out):
+    """The first input of a title, minimized (fuzz_target.cc: `BIN --minimize`): the
+    smallest program found with the same title, in text form, beside the report."""
+    try:
+        r = subprocess.run([binary, "--minimize", crash, "--out", out,
+                            "--max-seconds", str(MINIMIZE_SECONDS)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           errors="replace", timeout=MINIMIZE_SECONDS + 2 * HANG_SECONDS)
+    except subprocess.TimeoutExpired:
+        return
+    if r.returncode == 0 and r.stderr.strip():
+        print("campaign: " + r.stderr.strip().splitlines()[-1], flush=True)
 
 
 class Progress:

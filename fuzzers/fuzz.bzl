@@ -25,6 +25,7 @@ def slabfuzz_fuzzer(name, defines = [], dict = None):
             local_defines = defines + extra,
             deps = [
                 ":harness",
+                ":minimize",
                 ":mutator",
                 ":target",
             ],
@@ -49,6 +50,7 @@ def slabfuzz_fuzzer(name, defines = [], dict = None):
         linkstatic = True,
         deps = [
             ":harness",
+            ":minimize",
             ":mutator",
             ":target",
         ],

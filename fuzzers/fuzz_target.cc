@@ -10,10 +10,18 @@
 #include <cstdlib>
 
 #include "fuzzers/harness.h"
+#include "fuzzers/minimize.h"
 #include "fuzzers/mutator.h"
 #include "fuzzers/target.h"
 
 using namespace slabfuzz;
+
+// `NAME_bin --minimize CRASH [--out FILE] [--max-seconds S]`: the minimizer, not the
+// engine (both engines call this before they read their own flags).
+extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
+  if (wants_minimize(*argc, *argv)) exit(minimize_main(*argc, *argv, target_config()));
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Program p = decode(std::span<const uint8_t>(data, size));

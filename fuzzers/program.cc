@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "allocator/backend/names.h"
@@ -438,6 +440,28 @@ std::optional<Program> parse_text(const std::string& text, std::string* error) {
   }
   if (!have_config) return fail("no config line");
   return p;
+}
+
+bool load_program(const std::string& path, Program* p, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = "cannot read " + path;
+    return false;
+  }
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (path.size() > 4 && path.compare(path.size() - 4, 4, ".txt") == 0) {
+    std::string perr;
+    auto parsed = parse_text(bytes, &perr);
+    if (!parsed) {
+      *error = path + ": " + perr;
+      return false;
+    }
+    *p = *parsed;
+  } else {
+    *p = decode(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                         bytes.size()));
+  }
+  return true;
 }
 
 }  // namespace slabfuzz

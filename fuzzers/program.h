@@ -126,6 +126,10 @@ std::optional<Program> parse_text(const std::string& text, std::string* error);
 // Clamps every field into range (what decode does to raw bytes).
 void canonicalize(Program* p);
 
+// Reads a program from a file: the text form if the name ends in ".txt", else the
+// binary form. On error returns false and sets *error ("PATH: ...").
+bool load_program(const std::string& path, Program* p, std::string* error);
+
 }  // namespace slabfuzz
 
 #endif  // SLABFUZZ_FUZZERS_PROGRAM_H_

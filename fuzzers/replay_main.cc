@@ -2,6 +2,8 @@
 // fuzzer's corpus, and the way to reproduce or read a crash in any configuration.
 //
 //   replay [--print] [--expect-crash=TITLE] FILE_OR_DIR...
+//   replay --minimize CRASH [--out FILE] [--max-seconds S]
+//                                     the smallest program with CRASH's title (minimize.h)
 //   replay --random=N [--seed=S]      N random byte strings (up to 64 operations)
 //   replay --bench=N [--seed=S] [--bench-ops=K]
 //                                     throughput: N structured random programs of up to
@@ -22,41 +24,18 @@
 #include <cstdlib>
 #include <cstdio>
 #include <ctime>
-#include <fstream>
-#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "fuzzers/harness.h"
+#include "fuzzers/minimize.h"
 #include "fuzzers/mutator.h"
 #include "fuzzers/target.h"
 
 using namespace slabfuzz;
 
 namespace {
-
-bool load(const std::string& path, Program* p, std::string* err) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *err = "cannot read " + path;
-    return false;
-  }
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (path.size() > 4 && path.compare(path.size() - 4, 4, ".txt") == 0) {
-    std::string perr;
-    auto parsed = parse_text(bytes, &perr);
-    if (!parsed) {
-      *err = path + ": " + perr;
-      return false;
-    }
-    *p = *parsed;
-  } else {
-    *p = decode(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                         bytes.size()));
-  }
-  return true;
-}
 
 void collect(const std::string& path, std::vector<std::string>* files) {
   struct stat st;
@@ -81,6 +60,7 @@ void collect(const std::string& path, std::vector<std::string>* files) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (wants_minimize(argc, argv)) return minimize_main(argc, argv, target_config());
   bool print = false;
   std::string expect;
   long random_n = 0;
@@ -187,7 +167,7 @@ int main(int argc, char** argv) {
   for (const std::string& f : files) {
     Program p;
     std::string err;
-    if (!load(f, &p, &err)) {
+    if (!load_program(f, &p, &err)) {
       fprintf(stderr, "replay: %s\n", err.c_str());
       return 2;
     }
