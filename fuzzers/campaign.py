@@ -2,7 +2,8 @@
 """campaign.py - run a fuzzing campaign and keep everything it finds.
 
     fuzzers/campaign.py [--target=NAME] [--engine=libfuzzer|afl] [--duration=SECONDS]
-                        [--out=DIR] [--jobs=N] [--define=K=V ...] [--quiet]
+                        [--out=DIR] [--jobs=N] [--define=K=V ...] [--keep-per-title=K]
+                        [--quiet]
 
 Builds the target's fuzz binary, seeds the corpus from corpora/NAME/ (text programs are
 compiled to binary), fuzzes for --duration seconds (0: until Ctrl-C), prints progress
@@ -98,8 +99,10 @@ def seed_corpus(bin_dir, target, corpus):
 
 
 def slug(title):
-    s = re.sub(r"[^A-Za-z0-9]+", "-", title.replace("slabfuzz: ", "")).strip("-")
-    return s[:80] or "untitled"
+    """A crash folder's name: readable, and never the same for two titles (the words cut
+    at 64 characters, then a hash of the whole title)."""
+    s = re.sub(r"[^A-Za-z0-9]+", "-", title.replace("slabfuzz: ", "")).strip("-")[:64]
+    return (s.strip("-") or "untitled") + "-" + hashlib.sha1(title.encode()).hexdigest()[:8]
 
 
 HANG_SECONDS = 60
@@ -128,8 +131,19 @@ def replay(binary, path):
     return "slabfuzz: target-crash: no slabfuzz title (see report)", r.stdout
 
 
-def triage(binary, raw_dir, crash_root):
-    """Reproduces every raw crash, files it under its title; returns {title: count}."""
+KEEP_PER_TITLE = 5
+
+
+def report_text(title, out):
+    """A saved report: the title on line 1, then the target's output from its report on
+    (the engine's banner before it dropped)."""
+    at = out.find(title)
+    return title + "\n" + (out[at + len(title):].lstrip("\n") if at >= 0 else "\n" + out)
+
+
+def triage(binary, raw_dir, crash_root, keep=KEEP_PER_TITLE):
+    """Reproduces every raw crash, files it under its title (at most `keep` inputs a
+    title, the rest counted); returns {title: count}."""
     titles = {}
     for path in sorted(glob.glob(os.path.join(raw_dir, "*"))):
         if not os.path.isfile(path) or os.path.basename(path).startswith("README"):
@@ -145,10 +159,14 @@ def triage(binary, raw_dir, crash_root):
         os.makedirs(d, exist_ok=True)
         digest = hashlib.sha1(data).hexdigest()[:16]
         dest = os.path.join(d, "input-" + digest)
-        if not os.path.exists(dest):
+        kept = sorted(os.path.join(d, f) for f in os.listdir(d)
+                      if f.startswith("input-") and not f.endswith(".report.txt"))
+        if not os.path.exists(dest) and len(kept) < keep:
             shutil.copy(path, dest)
             with open(dest + ".report.txt", "w") as f:
-                f.write(out)
+                f.write(report_text(title, out))
+        elif not os.path.exists(dest):
+            dest = kept[0]  # the title's folder is full: counted only
         with open(os.path.join(d, "TITLE"), "w") as f:
             f.write(title + "\n")
         minimized = os.path.join(d, "minimized.txt")
@@ -303,6 +321,8 @@ def main():
     ap.add_argument("--define", action="append", default=[],
                     help="Bazel --define, e.g. slabfuzz_bug=RESERVE_OFF_BY_ONE (the zoo)")
     ap.add_argument("--binary", default=None, help="use this fuzz binary; do not build")
+    ap.add_argument("--keep-per-title", type=int, default=KEEP_PER_TITLE,
+                    help="inputs kept in each crash folder (the rest are counted)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args()
     if not re.fullmatch(r"\d+", a.duration):
@@ -310,6 +330,8 @@ def main():
     duration = int(a.duration)
     if a.jobs < 1:
         die("--jobs must be at least 1")
+    if a.keep_per_title < 1:
+        die("--keep-per-title must be at least 1")
     if not os.path.isdir(os.path.join(ROOT, "corpora", a.target)) and a.binary is None:
         die(f"no such fuzzer '{a.target}' (see corpora/ and fuzzers/BUILD)")
 
@@ -353,7 +375,7 @@ def main():
             for p in glob.glob(os.path.join(out, "afl", "*", "crashes", "id:*")):
                 shutil.copy(p, os.path.join(raw, os.path.basename(p).replace(":", "_")))
 
-    titles = triage(binary, raw, os.path.join(out, "crashes"))
+    titles = triage(binary, raw, os.path.join(out, "crashes"), a.keep_per_title)
     lines = [f"target {a.target} engine {a.engine} ran {int(elapsed)} s"
              + (" (interrupted)" if interrupted else ""),
              f"executions {progress.execs} coverage {progress.cov} features {progress.ft} "

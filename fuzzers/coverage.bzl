@@ -23,15 +23,18 @@ def access_copts():
     allocators and the VM consumers): the deterministic runtime makes every shared
     access a potential switch point and feeds alias pairs to the engines
     (allocator/kenv/det_runtime.cc, "Shared accesses"). The callbacks need an edge mode:
-    libFuzzer's own; AFL++'s LLVM-native trace-pc-guard (.bazelrc); elsewhere
-    trace-pc-guard with callbacks that do nothing (kenv_common.cc; counters would be
-    plain byte increments, data races for TSan in the threaded runs). Not in the perf build, nor with
-    --define=slabfuzz_access=off (the interleavings of preemption points alone)."""
+    libFuzzer's own; AFL++'s LLVM-native trace-pc-guard (.bazelrc); elsewhere inline
+    8-bit counters that nothing reads (kenv_common.cc registers them with a no-op), so
+    that NAME_bin still links with libFuzzer there (which refuses trace-pc-guard); under
+    TSan trace-pc-guard with callbacks that do nothing (counters are plain byte
+    increments: data races for TSan in every threaded run). Not in the perf build, nor
+    with --define=slabfuzz_access=off (the interleavings of preemption points alone)."""
     return select({
         "//fuzzers:access_off": [],
         "//fuzzers:engine_libfuzzer": ["-fsanitize-coverage=trace-loads,trace-stores"],
         "//fuzzers:engine_afl": ["-fsanitize-coverage=trace-loads,trace-stores"],
-        "//conditions:default": ["-fsanitize-coverage=trace-pc-guard,trace-loads,trace-stores"],
+        "//fuzzers:tsan": ["-fsanitize-coverage=trace-pc-guard,trace-loads,trace-stores"],
+        "//conditions:default": ["-fsanitize-coverage=inline-8bit-counters,trace-loads,trace-stores"],
     })
 
 def framework_copts():

@@ -509,11 +509,30 @@ class Runtime::Impl {
         for (auto& up : threads)
           if (counts(up.get()) && (!up->daemon || !up->td.td_idle)) stuck = true;
         if (stuck) {
+          // The shape of the wait, not who: each daemon by name, the other threads
+          // counted per wait channel name ("N CPU threads (vmwait)"), so that one
+          // deadlock has one title whichever CPUs its program used.
           std::string waiting;
+          std::vector<std::pair<std::string, int>> others;
           for (auto& up : threads) {
             if (!counts(up.get()) || up->state != DetThread::kBlocked) continue;
+            std::string wmesg = up->td.td_wmesg ? up->td.td_wmesg : "?";
+            if (!up->daemon) {
+              auto it = std::find_if(others.begin(), others.end(),
+                                     [&](const auto& o) { return o.first == wmesg; });
+              if (it == others.end())
+                others.emplace_back(wmesg, 1);
+              else
+                it->second++;
+              continue;
+            }
             if (!waiting.empty()) waiting += ", ";
-            waiting += up->name + " (" + (up->td.td_wmesg ? up->td.td_wmesg : "?") + ")";
+            waiting += up->name + " (" + wmesg + ")";
+          }
+          std::sort(others.begin(), others.end());
+          for (const auto& [wmesg, n] : others) {
+            if (!waiting.empty()) waiting += ", ";
+            waiting += std::to_string(n) + " CPU threads (" + wmesg + ")";
           }
           fail(Outcome::kDeadlock, stable_title("deadlock", "every thread waits: " + waiting),
                "deadlock: no thread can run");

@@ -139,9 +139,11 @@ void check_failed(const char* check, const char* fmt, ...) {
 
 }  // namespace kenv
 
-// Outside the fuzzing builds the code under test carries trace-pc-guard edge callbacks:
-// an edge mode that the load and store callbacks (the runtimes' interleavings, see
-// fuzzers/coverage.bzl) need beside them. They do nothing here; a fuzzing engine
-// linked in brings its own, which take precedence.
+// Outside the fuzzing builds the code under test carries an edge mode that the load and
+// store callbacks (the runtimes' interleavings, see fuzzers/coverage.bzl) need beside
+// them: inline 8-bit counters, which nothing reads, and under TSan trace-pc-guard
+// callbacks, which do nothing. A fuzzing engine linked in brings its own, which take
+// precedence.
+extern "C" __attribute__((weak)) void __sanitizer_cov_8bit_counters_init(uint8_t*, uint8_t*) {}
 extern "C" __attribute__((weak)) void __sanitizer_cov_trace_pc_guard_init(uint32_t*, uint32_t*) {}
 extern "C" __attribute__((weak)) void __sanitizer_cov_trace_pc_guard(uint32_t*) {}
