@@ -9,6 +9,13 @@ __attribute__((noinline)) void racy_increment(long* p)
 	*p = v + 1;
 }
 
+__attribute__((noinline)) void publish_early(long* idx, long* slots)
+{
+	long i = *idx;
+	*idx = i + 1;
+	slots[i] = i + 1;
+}
+
 __attribute__((noinline)) void store(long* p, long v)
 {
 	*p = v;

@@ -12,6 +12,9 @@ namespace kenv::probe {
 // A read-modify-write split in two: loads *p, then stores the value plus one. No
 // preemption point lies between the two accesses.
 void racy_increment(long* p);
+// The publication in the wrong order: loads *idx, stores *idx + 1 to it (publishes
+// slot i), then stores i + 1 to slots[i]. No preemption point lies between.
+void publish_early(long* idx, long* slots);
 // One store; one load.
 void store(long* p, long v);
 long load(const long* p);

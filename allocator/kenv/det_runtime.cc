@@ -115,8 +115,11 @@ inline bool alias_feature(uint32_t store_site, uint32_t site, bool store) {
 struct AliasStore {
   uint32_t site;       // the last store's
   uint16_t tid;        // the last store's thread
-  uint16_t accessor;   // the thread of the last counted access, load or store
+  uint16_t accessor;   // the thread of the last counted access, load or store (kTidMask),
+                       // and kSharedBit once two threads have accessed the granule
 };
+constexpr uint16_t kSharedBit = 0x8000;
+constexpr uint16_t kTidMask = 0x7fff;
 inline uint64_t alias_key(uintptr_t granule, uint16_t gen) {
   return static_cast<uint64_t>(granule) << 16 | gen;
 }
@@ -250,7 +253,8 @@ class Runtime::Impl {
     order.reserve(16);
     change_points.reserve(16);
     access_cps.reserve(16);
-    armed.reserve(16);
+    armed[kComm].reserve(16);
+    armed[kShared].reserve(16);
   }
 
   RuntimeConfig cfg;
@@ -268,14 +272,23 @@ class Runtime::Impl {
   Decisions dec;
   std::vector<uint64_t> change_points;
   size_t next_cp = 0;
-  // Change points in accesses: (step, offset), sorted by step; once the step is passed,
-  // one falls due at communication access number `armed` (UINT64_MAX: none armed).
-  std::vector<std::pair<uint64_t, uint32_t>> access_cps;
+  // Change points in accesses: (step, offset, kind), sorted by step; once the step is
+  // passed, one falls due at access number `armed[kind]` of its kind (UINT64_MAX: none
+  // armed). Kind kComm counts communication accesses, kShared accesses to shared
+  // granules (see access()).
+  enum AccessKind { kComm = 0, kShared = 1 };
+  struct AccessCp {
+    uint64_t step;
+    uint32_t off;
+    uint8_t kind;
+    auto operator<=>(const AccessCp&) const = default;
+  };
+  std::vector<AccessCp> access_cps;
   size_t next_acp = 0;
-  std::vector<uint64_t> armed;
-  uint64_t next_armed = UINT64_MAX;
+  std::vector<uint64_t> armed[2];
+  uint64_t next_armed[2] = {UINT64_MAX, UINT64_MAX};
   uint64_t accesses = 0;
-  uint64_t comm_accesses = 0;  // of them, to a granule another thread accessed last
+  uint64_t kind_accesses[2] = {};  // of them, communication (kComm) and shared (kShared)
   uint64_t alias_pairs = 0;
   uint64_t new_alias_pairs = 0;
   uint16_t alias_gen = 0;
@@ -483,7 +496,8 @@ class Runtime::Impl {
     outcome = Outcome{};
     failed = false;
     killing = false;
-    accesses = comm_accesses = alias_pairs = new_alias_pairs = 0;
+    accesses = alias_pairs = new_alias_pairs = 0;
+    kind_accesses[kComm] = kind_accesses[kShared] = 0;
     alias_used = 0;
     if (++g_alias_gen == 0) {  // wrapped: entries of 65,535 runs ago must not match
       std::fill(g_alias_keys, g_alias_keys + kAliasSlots, 0);
@@ -621,12 +635,15 @@ class Runtime::Impl {
       int horizon = cfg.pct_access_horizon > 0 ? cfg.pct_access_horizon : cfg.pct_horizon;
       uint64_t at = steps + dec.below(std::max(1, horizon));
       uint32_t off = static_cast<uint32_t>(dec.below(uint64_t{1} << dec.below(9)));
-      access_cps.emplace_back(at, off);
+      auto kind = static_cast<uint8_t>(dec.below(2));
+      access_cps.push_back(AccessCp{at, off, kind});
     }
     std::sort(access_cps.begin(), access_cps.end());
     next_acp = 0;
-    armed.clear();
-    next_armed = UINT64_MAX;
+    for (int k : {kComm, kShared}) {
+      armed[k].clear();
+      next_armed[k] = UINT64_MAX;
+    }
     next_low_prio = std::max(1, cfg.pct_depth - 1 + cfg.pct_races);
   }
 
@@ -639,9 +656,10 @@ class Runtime::Impl {
   // Called at every preemption point: change points in accesses whose step has come
   // are armed.
   void arm_access_cps() {
-    while (next_acp < access_cps.size() && steps >= access_cps[next_acp].first) {
-      armed.push_back(comm_accesses + access_cps[next_acp].second);
-      next_armed = std::min(next_armed, armed.back());
+    while (next_acp < access_cps.size() && steps >= access_cps[next_acp].step) {
+      const AccessCp& cp = access_cps[next_acp];
+      armed[cp.kind].push_back(kind_accesses[cp.kind] + cp.off);
+      next_armed[cp.kind] = std::min(next_armed[cp.kind], armed[cp.kind].back());
       next_acp++;
     }
   }
@@ -665,12 +683,18 @@ class Runtime::Impl {
   // DPOR tools have it), and each such point makes a change point less likely to land
   // in a real window. Directed preemptions count these.
   //
-  // The PCT change points at accesses count only communication: an access to a granule
-  // whose last access was another thread's (a flag another CPU polls, a count it
-  // changes, a list it walks), and fall right after it, before the thread's next
-  // access: the places where what it just read may go stale, or what it just published
-  // may be read, before it acts on it. That is where the races of shared-memory code
-  // live (KRACE's and SegFuzz's observation), and there are a fifth as many of them.
+  // The PCT change points at accesses fall right after an access, before the thread's
+  // next one: where what it just read may go stale, or what it just published may be
+  // read, before it acts on it. That is where the races of shared-memory code live
+  // (KRACE's and SegFuzz's observation). Each change point counts one of two kinds,
+  // drawn with it:
+  //  - communication: an access to a granule whose last access was another thread's (a
+  //    flag another CPU polls, a count it changes, a list it walks); a fifth of the
+  //    counted accesses;
+  //  - shared: an access to a granule two threads have accessed in this run, the
+  //    communication ones and more: a thread that reads an index and then publishes it
+  //    (its own load last) is at a shared access, not a communication one, between
+  //    the publication and the store that should have come first.
   __attribute__((always_inline)) void access(DetThread* t, uintptr_t a, bool store,
                                              const void* site) {
     bool switch_here = false;
@@ -705,19 +729,34 @@ class Runtime::Impl {
       alias_pairs++;
       if (alias_feature(last.site, s32, store)) new_alias_pairs++;
     }
-    if (known && last.accessor != tid && ++comm_accesses >= next_armed) {
-      std::erase_if(armed, [this](uint64_t at) { return at <= comm_accesses; });
-      next_armed = armed.empty() ? UINT64_MAX : *std::min_element(armed.begin(), armed.end());
-      lower(t, "priority change after an access:");
-      t->switch_next = true;
+    bool comm = known && (last.accessor & kTidMask) != tid;
+    bool shared = comm || (known && (last.accessor & kSharedBit));
+    if (shared) {
+      bool due = comm && due_at(kComm);
+      due |= due_at(kShared);
+      if (due) {
+        lower(t, "priority change after an access:");
+        t->switch_next = true;
+      }
     }
+    uint16_t accessor = static_cast<uint16_t>(tid | (shared ? kSharedBit : 0));
     if (store && (known || alias_used < kAliasFull)) {
       alias_used += !known;
       g_alias_keys[slot] = alias_key(g, alias_gen);
-      last = AliasStore{s32, tid, tid};
+      last = AliasStore{s32, tid, accessor};
     } else if (known) {
-      last.accessor = tid;
+      last.accessor = accessor;
     }
+  }
+
+  // Counts an access of the kind; true if a change point of that kind falls due.
+  __attribute__((always_inline)) bool due_at(int kind) {
+    if (++kind_accesses[kind] < next_armed[kind]) return false;
+    std::vector<uint64_t>& a = armed[kind];
+    uint64_t now = kind_accesses[kind];
+    std::erase_if(a, [now](uint64_t at) { return at <= now; });
+    next_armed[kind] = a.empty() ? UINT64_MAX : *std::min_element(a.begin(), a.end());
+    return true;
   }
 
   // A switch at an access (its priority was lowered): returns true if the run is being
