@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "allocator/backend/backend.h"
+#include "allocator/kenv/kenv.h"
 #include "allocator/kmalloc/kmalloc.h"
 #include "allocator/kmalloc_obj/kmalloc_obj.h"
 
@@ -26,7 +27,7 @@ class KmallocBackend final : public Backend {
     kmalloc_init();
     auto* z = new KmZone{o.name, o.objsize, {}};
     kmalloc_type_init(&z->type, z->name.c_str(), o.limit);
-    std::lock_guard<std::mutex> g(mu_);
+    kenv::host_lock_guard g(mu_);
     zones_.push_back(z);
     return z;
   }
@@ -38,7 +39,7 @@ class KmallocBackend final : public Backend {
                   static_cast<long long>(s.inuse));
     bool last;
     {
-      std::lock_guard<std::mutex> g(mu_);
+      kenv::host_lock_guard g(mu_);
       std::erase(zones_, z);
       last = zones_.empty();
     }
@@ -90,11 +91,11 @@ class KmallocBackend final : public Backend {
  private:
   static KmZone* Z(void* z) { return static_cast<KmZone*>(z); }
   void reset_zones() {
-    std::lock_guard<std::mutex> g(mu_);
+    kenv::host_lock_guard g(mu_);
     for (KmZone* z : zones_) delete z;
     zones_.clear();
   }
-  std::mutex mu_;  // host lock, no preemption point inside
+  std::mutex mu_;  // a host lock (kenv::host_lock_guard): no preemption point inside
   std::vector<KmZone*> zones_;
 };
 

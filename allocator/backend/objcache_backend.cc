@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "allocator/backend/backend.h"
+#include "allocator/kenv/kenv.h"
 #include "allocator/kmalloc/kmalloc.h"
 #include "allocator/kmalloc_obj/kmalloc_obj.h"
 #include "allocator/objcache/objcache.h"
@@ -31,7 +32,7 @@ class ObjcacheBackend final : public Backend {
     int budget = o.limit ? static_cast<int>(o.limit / kmalloc_good_size(o.objsize)) : 0;
     if (o.limit && budget == 0) budget = 1;
     z->oc = objcache_create_mbacked(&z->type, o.objsize, budget, 0, nullptr, nullptr, nullptr);
-    std::lock_guard<std::mutex> g(mu_);
+    kenv::host_lock_guard g(mu_);
     by_cache_[z->oc] = z;
     return z;
   }
@@ -40,7 +41,7 @@ class ObjcacheBackend final : public Backend {
     objcache_destroy(z->oc);
     bool last;
     {
-      std::lock_guard<std::mutex> g(mu_);
+      kenv::host_lock_guard g(mu_);
       by_cache_.erase(z->oc);
       last = by_cache_.empty();
     }
@@ -75,7 +76,7 @@ class ObjcacheBackend final : public Backend {
   }
   void* owner(const void* obj) override {
     objcache* oc = objcache_owner(obj);
-    std::lock_guard<std::mutex> g(mu_);
+    kenv::host_lock_guard g(mu_);
     auto it = by_cache_.find(oc);
     return it == by_cache_.end() ? nullptr : it->second;
   }
@@ -96,11 +97,11 @@ class ObjcacheBackend final : public Backend {
  private:
   static OcZone* Z(void* z) { return static_cast<OcZone*>(z); }
   void reset_zones() {
-    std::lock_guard<std::mutex> g(mu_);
+    kenv::host_lock_guard g(mu_);
     for (auto& [oc, z] : by_cache_) delete z;
     by_cache_.clear();
   }
-  std::mutex mu_;  // host lock, no preemption point inside
+  std::mutex mu_;  // a host lock (kenv::host_lock_guard): no preemption point inside
   std::unordered_map<objcache*, OcZone*> by_cache_;
 };
 

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "allocator/backend/backend.h"
+#include "allocator/kenv/kenv.h"
 #include "allocator/kenv/page_source.h"
 #include "allocator/zalloc/zalloc.h"
 
@@ -24,13 +25,13 @@ class ZallocBackend final : public Backend {
                                 : static_cast<long>(o.limit / rounded);
     int flags = (o.interrupt ? ZONE_INTERRUPT : 0) | (o.system ? ZONE_USE_RESERVE : 0);
     vm_zone_t z = zinit(name->c_str(), o.objsize, nentries, flags);
-    std::lock_guard<std::mutex> g(mu_);
+    kenv::host_lock_guard g(mu_);
     names_[z] = std::move(name);
     return z;
   }
   void zone_destroy(void* zone) override {
     zdestroy(Z(zone));
-    std::lock_guard<std::mutex> g(mu_);
+    kenv::host_lock_guard g(mu_);
     names_.erase(Z(zone));
   }
   void* alloc(void* zone, int flags) override { return zalloc_flags(Z(zone), flags); }
@@ -58,13 +59,13 @@ class ZallocBackend final : public Backend {
   void* owner(const void* obj) override { return zalloc_owner(obj); }
   void reset() override {
     zalloc_reset();
-    std::lock_guard<std::mutex> g(mu_);
+    kenv::host_lock_guard g(mu_);
     names_.clear();
   }
 
  private:
   static vm_zone_t Z(void* z) { return static_cast<vm_zone_t>(z); }
-  std::mutex mu_;  // zones come and go on any thread (host lock, no preemption point)
+  std::mutex mu_;  // zones come and go on any thread (kenv::host_lock_guard)
   std::map<vm_zone_t, std::unique_ptr<std::string>> names_;
 };
 

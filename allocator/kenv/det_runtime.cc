@@ -706,13 +706,22 @@ class Runtime::Impl {
     size_t slot = alias_slot(g);
     bool known = (g_alias_keys[slot] & 0xffff) == alias_gen;
     if (!store && !known && alias_used < kAliasFull) {
-      if (switch_here) switch_to_others(site);
+      if (switch_here) {
+        if (t->td.td_hostlock != 0)
+          t->switch_next = true;
+        else
+          switch_to_others(site);
+      }
       return;
     }
     ++accesses;
     if (t->preempt_access_in > 0 && --t->preempt_access_in == 0) {
       lower(t, "directed preemption at an access:");
       switch_here = true;
+    }
+    if (switch_here && t->td.td_hostlock != 0) {  // not inside a host lock: at the next access
+      t->switch_next = true;
+      switch_here = false;
     }
     if (switch_here) {
       if (switch_to_others(site)) return;

@@ -4,6 +4,7 @@
 // crit_exit without crit_enter); interleavings at the shared accesses of instrumented
 // code (access_probe), their alias pairs, and unwinding a thread switched at one.
 #include <algorithm>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -498,6 +499,38 @@ TEST(DetRuntimeAccess, DirectedPreemptionLandsBetweenTwoAccesses) {
   for (uint64_t seed = 1; seed <= 20; seed++) {
     EXPECT_EQ(DirectedIncrement(seed, 0), 2) << seed;  // at the point: no lost update
     EXPECT_EQ(DirectedIncrement(seed, 1), 1) << seed;  // before the store: lost
+  }
+}
+
+// The same directed preemption with a host lock held around the increment: the switch
+// that falls on its store waits for the first access after the lock (the store to
+// `after`), where the other CPU runs, sees that store not yet done and increments.
+TEST(DetRuntimeAccess, NoSwitchInsideAHostLockButAtTheFirstAccessAfterIt) {
+  REQUIRE_ACCESS_HOOKS();
+  for (uint64_t seed = 1; seed <= 20; seed++) {
+    Runtime rt(Config(2, seed));
+    std::mutex m;
+    long counter = 0, after = 0, seen_after = -1;
+    bool go = false;
+    rt.spawn(0, "a", [&] {
+      current_runtime()->preempt_after(1, 1);
+      preempt_point();
+      go = true;
+      {
+        host_lock_guard g(m);
+        probe::racy_increment(&counter);
+      }
+      probe::store(&after, 1);
+    });
+    rt.spawn(1, "b", [&] {
+      while (!go) cpu_spinwait();
+      seen_after = after;
+      probe::racy_increment(&counter);
+    });
+    Outcome o = rt.run();
+    EXPECT_TRUE(o.ok()) << o.title;
+    EXPECT_EQ(counter, 2) << seed;     // no switch between the load and the store
+    EXPECT_EQ(seen_after, 0) << seed;  // the switch was taken right after the lock
   }
 }
 

@@ -13,6 +13,7 @@
  *    thread of its CPU, never migrated and never interrupted; other CPUs run on;
  *  - a spinlock is held inside a critical section; it is never taken twice, and nobody
  *    sleeps while holding one or inside a critical section;
+ *  - a thread holding a host lock (host_lock_guard) is not switched out;
  *  - panic() never returns.
  *
  * In the perf configuration (SLABFUZZ_PERF) preempt_point() and KKASSERT compile to
@@ -24,6 +25,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 
 /* SLABFUZZ_HAVE_ASAN: the process runs under ASan, so that its interface (poisoning,
  * fiber switches, region queries) works, whether or not this file is instrumented
@@ -75,6 +77,7 @@ struct thread {
 	int td_kmdepth;		/* nesting of allocator slow paths (recursion bound) */
 	int td_idle;		/* a daemon in its idle wait (tsleep_idle) */
 	int td_stop;		/* the run is over: a daemon should return (kthread_should_stop) */
+	int td_hostlock;	/* host locks held (host_lock_guard): no switch meanwhile */
 	const char *td_name;
 	const char *td_wmesg;	/* what it waits for, while it waits */
 	const void *td_wchan;
@@ -218,6 +221,40 @@ inline void spin_unlock(spinlock *spin)
 	--td->td_spincount;
 	crit_exit();
 }
+
+/* ---- host locks --------------------------------------------------------------------- */
+
+/*
+ * A lock of the simulation's own bookkeeping (a registry of zones, of chunk
+ * descriptors), not of the kernel being simulated: a std::mutex, which the threaded
+ * runtime's threads contend for as they are; the deterministic runtime runs its kernel
+ * threads as fibers of one host thread, so it must not switch to another while one
+ * holds it (a second lock() of the same host thread would never return). It does not:
+ * a switch that falls due at a shared access inside is taken at the first access after
+ * it. No preemption point, wait or spinlock inside. Outside a kernel thread (set-up,
+ * reset) a plain lock.
+ */
+class host_lock_guard {
+public:
+	explicit host_lock_guard(std::mutex &m) : m_(m), td_(curthread_tls)
+	{
+		if (td_ != nullptr)
+			td_->td_hostlock++;
+		m_.lock();
+	}
+	~host_lock_guard()
+	{
+		m_.unlock();
+		if (td_ != nullptr)
+			td_->td_hostlock--;
+	}
+	host_lock_guard(const host_lock_guard &) = delete;
+	host_lock_guard &operator=(const host_lock_guard &) = delete;
+
+private:
+	std::mutex &m_;
+	thread *td_;
+};
 
 /* ---- counters ------------------------------------------------------------------------ */
 

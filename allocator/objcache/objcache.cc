@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 using kenv::crit_enter;
 using kenv::crit_exit;
@@ -100,8 +101,36 @@ struct objcache {
 
 namespace {
 
-std::mutex g_caches_mtx;	/* host lock: no preemption point inside */
+/* A host lock (kenv::host_lock_guard: no switch while it is held), taken in the
+ * functions below (host bookkeeping, not instrumented: KENV_NO_COVERAGE) and reset. */
+std::mutex g_caches_mtx;
 objcache *g_caches = nullptr;
+
+KENV_NO_COVERAGE void caches_link(objcache *oc)
+{
+	kenv::host_lock_guard g(g_caches_mtx);
+	oc->next = g_caches;
+	g_caches = oc;
+}
+
+KENV_NO_COVERAGE void caches_unlink(objcache *oc)
+{
+	kenv::host_lock_guard g(g_caches_mtx);
+	for (objcache **pp = &g_caches; *pp != nullptr; pp = &(*pp)->next)
+		if (*pp == oc) {
+			*pp = oc->next;
+			break;
+		}
+}
+
+KENV_NO_COVERAGE std::vector<objcache *> caches_all(void)
+{
+	std::vector<objcache *> all;
+	kenv::host_lock_guard g(g_caches_mtx);
+	for (objcache *oc = g_caches; oc != nullptr; oc = oc->next)
+		all.push_back(oc);
+	return all;
+}
 
 void state_set(objcache *oc, void *obj, uint8_t want_old, uint8_t to, const char *fn)
 {
@@ -214,9 +243,7 @@ struct objcache *objcache_create(const char *name, int cluster_limit, int mag_ca
 		pc.loaded_magazine = mag_alloc(oc->mag_capacity);
 		pc.previous_magazine = mag_alloc(oc->mag_capacity);
 	}
-	std::lock_guard<std::mutex> g(g_caches_mtx);
-	oc->next = g_caches;
-	g_caches = oc;
+	caches_link(oc);
 	return oc;
 }
 
@@ -444,12 +471,7 @@ int objcache_reclaimlist(struct objcache *ocs[], int nlist)
 
 int objcache_reclaim_all(void)
 {
-	std::vector<objcache *> all;
-	{
-		std::lock_guard<std::mutex> g(g_caches_mtx);
-		for (objcache *oc = g_caches; oc != nullptr; oc = oc->next)
-			all.push_back(oc);
-	}
+	std::vector<objcache *> all = caches_all();
 	int total = 0;
 	for (;;) {
 		int n = objcache_reclaimlist(all.data(), static_cast<int>(all.size()));
@@ -582,14 +604,7 @@ void objcache_destroy(struct objcache *oc)
 	if (s.outstanding != 0)
 		panic("objcache_destroy: %s has %lld objects outstanding", oc->name,
 		      static_cast<long long>(s.outstanding));
-	{
-		std::lock_guard<std::mutex> g(g_caches_mtx);
-		for (objcache **pp = &g_caches; *pp != nullptr; pp = &(*pp)->next)
-			if (*pp == oc) {
-				*pp = oc->next;
-				break;
-			}
-	}
+	caches_unlink(oc);
 	/* Quiescent: every CPU's magazines and the depot's go back to the back end. */
 	for (percpu_objcache &pc : oc->cache_percpu) {
 		mag_purge(oc, pc.loaded_magazine);
@@ -602,7 +617,7 @@ void objcache_destroy(struct objcache *oc)
 
 void objcache_reset(void)
 {
-	std::lock_guard<std::mutex> g(g_caches_mtx);
+	kenv::host_lock_guard g(g_caches_mtx);
 	for (shard &s : g_shards)
 		s.map.clear();
 	while (g_caches != nullptr) {

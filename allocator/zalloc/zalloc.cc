@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <unordered_set>
 
 #include "allocator/kenv/page_source.h"
 #include "allocator/kenv/pagemap.h"
@@ -58,8 +59,70 @@ struct zchunk {
 
 namespace {
 
+/*
+ * Host bookkeeping, under g_zones_mtx: every zone set up and not yet destroyed, and
+ * every chunk descriptor alive. A run may end with a thread unwound at any switch
+ * point (a provoked misuse's panic ends it where the others are): a zdestroy half-way
+ * through its chunks, a growth whose chunk is not yet on its zone, a zinit() not yet
+ * through its set-up. zalloc_reset()
+ * frees what these hold, whatever the zones' own lists say. A host lock
+ * (kenv::host_lock_guard: no switch while it is held); the functions that take it are
+ * host bookkeeping, not kernel memory, and not instrumented (KENV_NO_COVERAGE).
+ */
 std::mutex g_zones_mtx;
 vm_zone *g_zones = nullptr;
+std::unordered_set<zchunk *> g_chunks;
+std::unordered_set<vm_zone *> g_zinited;	/* zinit()'s structs not yet freed */
+
+KENV_NO_COVERAGE vm_zone *zone_struct_new(void)
+{
+	auto *z = new vm_zone{};
+	z->zflags = ZONE_ALLOCATED;
+	kenv::host_lock_guard g(g_zones_mtx);
+	g_zinited.insert(z);
+	return z;
+}
+
+KENV_NO_COVERAGE void zone_struct_delete(vm_zone *z)
+{
+	{
+		kenv::host_lock_guard g(g_zones_mtx);
+		g_zinited.erase(z);
+	}
+	delete z;
+}
+
+KENV_NO_COVERAGE void zone_link(vm_zone *z)
+{
+	kenv::host_lock_guard g(g_zones_mtx);
+	z->znext = g_zones;
+	g_zones = z;
+}
+
+KENV_NO_COVERAGE void zone_unlink(vm_zone *z)
+{
+	kenv::host_lock_guard g(g_zones_mtx);
+	for (vm_zone **pp = &g_zones; *pp != nullptr; pp = &(*pp)->znext)
+		if (*pp == z) {
+			*pp = z->znext;
+			break;
+		}
+}
+
+KENV_NO_COVERAGE void chunk_register(zchunk *ch)
+{
+	kenv::host_lock_guard g(g_zones_mtx);
+	g_chunks.insert(ch);
+}
+
+KENV_NO_COVERAGE void chunk_delete(zchunk *ch)
+{
+	{
+		kenv::host_lock_guard g(g_zones_mtx);
+		g_chunks.erase(ch);
+	}
+	delete ch;
+}
 
 inline void *&zlink(void *item) { return *static_cast<void **>(item); }
 
@@ -67,6 +130,7 @@ void zone_setup(vm_zone *z, const char *name, size_t size)
 {
 	if (size == 0 || size > 64 * 1024)
 		panic("zinit: %s: item size %zu out of range", name, size);
+	zone_link(z);	/* first: a set-up cut short is still cleared by zalloc_reset() */
 	kenv::spin_init(&z->zspin, name);
 	z->zname = name;
 	z->zsize = (size + ZONE_ROUNDING - 1) & ~static_cast<size_t>(ZONE_ROUNDING - 1);
@@ -87,9 +151,6 @@ void zone_setup(vm_zone *z, const char *name, size_t size)
 		pc.znfree = 0;
 	}
 	z->zflags |= ZONE_INITED;
-	std::lock_guard<std::mutex> g(g_zones_mtx);
-	z->znext = g_zones;
-	g_zones = z;
 }
 
 void zone_check_size(vm_zone *z, const char *fn, size_t size)
@@ -138,8 +199,9 @@ zchunk *chunk_new(vm_zone *z, void *mem, size_t bytes, size_t npages)
 	ch->npages = npages;
 	ch->next = nullptr;
 	ch->state.reset(new std::atomic<uint8_t>[ch->nitems]);
+	chunk_register(ch);
 	if (!kenv::pagemap_set(mem, ch->nitems * z->zsize, &ch->pm)) {
-		delete ch;
+		chunk_delete(ch);
 		panic("zalloc: %s: memory %p/%zu overlaps memory another zone owns", z->zname, mem,
 		      bytes);
 	}
@@ -303,8 +365,7 @@ void *zalloc_slow(vm_zone *z, int flags)
 
 vm_zone_t zinit(const char *name, size_t size, long nentries, int flags)
 {
-	auto *z = new vm_zone{};
-	z->zflags = ZONE_ALLOCATED;
+	vm_zone *z = zone_struct_new();
 	zinitna(z, name, size, nentries, flags);
 	return z;
 }
@@ -445,18 +506,8 @@ void zalloc_drain_cpu(vm_zone_t z)
 
 namespace {
 
-void zone_unlink(vm_zone *z)
-{
-	std::lock_guard<std::mutex> g(g_zones_mtx);
-	for (vm_zone **pp = &g_zones; *pp != nullptr; pp = &(*pp)->znext)
-		if (*pp == z) {
-			*pp = z->znext;
-			break;
-		}
-}
-
-/* Forget the zone's chunks; give their pages back if give_back. */
-void zone_free_chunks(vm_zone *z, bool give_back)
+/* Free the zone's chunks, their pages back to the VM. */
+void zone_free_chunks(vm_zone *z)
 {
 	zchunk *ch = z->zchunk_list;
 	z->zchunk_list = nullptr;
@@ -465,9 +516,9 @@ void zone_free_chunks(vm_zone *z, bool give_back)
 		kenv::pagemap_clear(ch->base, ch->nitems * z->zsize);
 		Z_UNPOISON(ch->base, ch->npages != 0 ? ch->npages * kenv::PAGE_SIZE
 						      : ch->nitems * z->zsize);
-		if (ch->npages != 0 && give_back)
+		if (ch->npages != 0)
 			kenv::vm_chunk_free(ch->base, ch->npages);
-		delete ch;
+		chunk_delete(ch);
 		ch = next;
 	}
 }
@@ -479,10 +530,10 @@ void zdestroy(vm_zone_t z)
 	zalloc_stats s = zalloc_stats_get(z);
 	if (s.used != 0)
 		panic("zdestroy: zone %s has %ld live items", z->zname, s.used);
+	zone_free_chunks(z);
 	zone_unlink(z);
-	zone_free_chunks(z, true);
 	if (z->zflags & ZONE_ALLOCATED)
-		delete z;
+		zone_struct_delete(z);
 	else
 		z->zflags = 0;
 }
@@ -600,21 +651,24 @@ vm_zone_t zalloc_owner(const void *ptr)
 	return ch->zone;
 }
 
-void zalloc_reset(void)
+/* Between runs, no kernel thread alive: every chunk descriptor (on a zone's list or
+ * not: see g_chunks) is forgotten, its pages left to the page source's teardown; every
+ * zone not destroyed is freed (zinit's) or cleared for a new zinitna/zbootinit. */
+KENV_NO_COVERAGE void zalloc_reset(void)
 {
-	vm_zone *list;
-	{
-		std::lock_guard<std::mutex> g(g_zones_mtx);
-		list = g_zones;
-		g_zones = nullptr;
+	kenv::host_lock_guard g(g_zones_mtx);
+	for (zchunk *ch : g_chunks) {
+		kenv::pagemap_clear(ch->base, ch->nitems * ch->zone->zsize);
+		Z_UNPOISON(ch->base, ch->npages != 0 ? ch->npages * kenv::PAGE_SIZE
+						      : ch->nitems * ch->zone->zsize);
+		delete ch;
 	}
-	while (list != nullptr) {
-		vm_zone *next = list->znext;
-		zone_free_chunks(list, false);
-		if (list->zflags & ZONE_ALLOCATED)
-			delete list;
-		else
-			list->zflags = 0;
-		list = next;
-	}
+	g_chunks.clear();
+	for (vm_zone *z = g_zones; z != nullptr; z = z->znext)
+		if (!(z->zflags & ZONE_ALLOCATED))
+			z->zflags = 0;
+	g_zones = nullptr;
+	for (vm_zone *z : g_zinited)
+		delete z;
+	g_zinited.clear();
 }
