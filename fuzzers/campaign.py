@@ -34,7 +34,15 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DICT = os.path.join(ROOT, "fuzzers", "slabfuzz.dict")
+
+
+def dict_beside(binary):
+    """The engines' dictionary (//fuzzers:slabfuzz_dict, generated from fuzzers/ops.h),
+    built beside the fuzz binary; None if it is not there."""
+    path = os.path.join(os.path.dirname(binary), "slabfuzz.dict")
+    return path if os.path.isfile(path) and os.path.getsize(path) > 0 else None
+
+
 # How AFL++ runs slabfuzz's targets (here and in zoo_campaign.py), but for the mutator
 # library's path. No trimming: it shrinks every queue entry to the fewest operations
 # that keep its coverage, and races need many. Only the structure-aware mutator:
@@ -65,7 +73,7 @@ def build(target, engine, defines):
     flags = [config] + ["--define=" + d for d in defines]
     if defines:  # a variant (the zoo): its own output folder, never the default's
         flags.append("--platform_suffix=%s-variant" % engine)
-    targets = [f"//fuzzers:{target}_bin", "//fuzzers:compile"]
+    targets = [f"//fuzzers:{target}_bin", "//fuzzers:compile", "//fuzzers:slabfuzz_dict"]
     if engine == "afl":
         # afl-fuzz loads the mutator into itself: no sanitizers there.
         r = bazel("build", "--noshow_progress", "//fuzzers:libslabfuzz_afl_mutator.so",
@@ -352,7 +360,7 @@ def main():
     if not os.listdir(corpus):
         # An empty corpus is allowed; libFuzzer starts from an empty input.
         pass
-    dict_path = DICT if os.path.getsize(DICT) > 0 else None
+    dict_path = dict_beside(binary)
 
     print(f"campaign: {a.target} with {a.engine} for "
           f"{str(duration) + ' s' if duration else 'ever (Ctrl-C stops)'}; output in {out}",

@@ -1,5 +1,6 @@
 // compile_main.cc - turns programs between their forms:
 //   compile [--to-text] IN OUT   text (.txt) to binary, or with --to-text binary to text.
+//   compile --dict                the engines' dictionary (fuzzers/ops.h) on stdout.
 // Exit 2 with a message naming the line on a malformed text program.
 #include <cstdio>
 #include <fstream>
@@ -11,9 +12,13 @@
 using namespace slabfuzz;
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "--dict") {
+    fputs(dictionary_text().c_str(), stdout);
+    return fflush(stdout) == 0 ? 0 : 2;
+  }
   bool to_text_form = argc == 4 && std::string(argv[1]) == "--to-text";
   if (argc != 3 && !to_text_form) {
-    fprintf(stderr, "usage: %s [--to-text] IN OUT\n", argv[0]);
+    fprintf(stderr, "usage: %s [--to-text] IN OUT | --dict\n", argv[0]);
     return 2;
   }
   std::string in_path = argv[argc - 2], out_path = argv[argc - 1];

@@ -517,8 +517,10 @@ void Exec::exec(int cpu, const Op& op) {
       return;
     }
     case OpCode::kNumOps:
-      return;
+      break;
   }
+  // Every operation's case returns: an operation of ops.h without one ends here.
+  kenv::panic("harness: operation %s has no case in Exec::exec", op_name(op.code));
 }
 
 // After every operation that leaves no other in flight: indices, lists and counters

@@ -3,34 +3,22 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <vector>
 
 namespace slabfuzz {
 
 namespace {
 
-// Opcode weights: allocation and free dominate, as in the kernel.
-struct Weighted {
-  OpCode op;
-  int weight;
-};
-const Weighted kWeights[] = {
-    {OpCode::kAlloc, 24},      {OpCode::kFree, 14},        {OpCode::kRemoteFree, 8},
-    {OpCode::kChurn, 4},       {OpCode::kPressure, 4},     {OpCode::kFailNext, 3},
-    {OpCode::kRelief, 3},      {OpCode::kBootAdvance, 3},  {OpCode::kVmFault, 8},
-    {OpCode::kVmUnmap, 3},     {OpCode::kPageout, 4},      {OpCode::kInterrupt, 5},
-    {OpCode::kPoll, 3},        {OpCode::kDrain, 3},        {OpCode::kZoneCreate, 2},
-    {OpCode::kZoneDestroy, 2}, {OpCode::kReserveChain, 3}, {OpCode::kMisuse, 1},
-    {OpCode::kPreempt, 4},     {OpCode::kTimer, 4},        {OpCode::kFreeSome, 4},
-};
-
+// An opcode by the weights of ops.h's table (allocation and free dominate, as in the
+// kernel).
 OpCode random_code(Rng& rng) {
   int total = 0;
-  for (const Weighted& w : kWeights) total += w.weight;
+  for (const OpSpec& s : kOpSpecs) total += s.weight;
   int r = static_cast<int>(rng.below(static_cast<uint64_t>(total)));
-  for (const Weighted& w : kWeights) {
-    if (r < w.weight) return w.op;
-    r -= w.weight;
+  for (size_t i = 0; i < std::size(kOpSpecs); i++) {
+    if (r < kOpSpecs[i].weight) return static_cast<OpCode>(i);
+    r -= kOpSpecs[i].weight;
   }
   return OpCode::kAlloc;
 }

@@ -17,14 +17,6 @@ namespace slabfuzz {
 
 namespace {
 
-const char* const kOpNames[] = {
-    "alloc",  "free",      "remote_free", "churn",     "pressure",     "fail_next",
-    "relief", "boot_next", "vm_fault",    "vm_unmap",  "pageout",      "interrupt",
-    "poll",   "drain",     "zone_create", "zone_destroy", "reserve_chain", "misuse",
-    "preempt", "timer", "free_some",
-};
-static_assert(sizeof(kOpNames) / sizeof(kOpNames[0]) == static_cast<size_t>(OpCode::kNumOps));
-
 struct FlagSet {
   int flags;
   const char* name;
@@ -43,108 +35,38 @@ const FlagSet kFlagSets[kNumFlagSets] = {
 // 16 KiB objects: seven to a slab, so that a few operations cross slab boundaries.
 const size_t kSizeClasses[kNumSizeClasses] = {16, 64, 100, 192, 256, 640, 16384, 4096};
 
-// Which fields each operation uses, for the text form: names of a, b, c or nullptr.
-struct Fields {
-  const char* a;
-  const char* b;
-  const char* c;
-};
-Fields fields_of(OpCode op) {
-  switch (op) {
-    case OpCode::kAlloc: return {"zone", "flags", nullptr};
-    case OpCode::kFree: return {nullptr, nullptr, "handle"};
-    case OpCode::kRemoteFree: return {nullptr, nullptr, "handle"};
-    case OpCode::kChurn: return {"zone", "count", nullptr};
-    case OpCode::kPressure: return {nullptr, nullptr, "pages"};
-    case OpCode::kFailNext: return {nullptr, "count", nullptr};
-    case OpCode::kRelief: return {nullptr, nullptr, "pages"};
-    case OpCode::kBootAdvance: return {nullptr, nullptr, nullptr};
-    case OpCode::kVmFault: return {nullptr, "flags", nullptr};
-    case OpCode::kVmUnmap: return {nullptr, nullptr, nullptr};
-    case OpCode::kPageout: return {nullptr, "count", nullptr};
-    case OpCode::kInterrupt: return {"target", "count", "zone"};
-    case OpCode::kPoll: return {nullptr, nullptr, nullptr};
-    case OpCode::kDrain: return {"zone", nullptr, nullptr};
-    case OpCode::kZoneCreate: return {"zone", "size", nullptr};
-    case OpCode::kZoneDestroy: return {"zone", nullptr, nullptr};
-    case OpCode::kReserveChain: return {"zone", "count", nullptr};
-    case OpCode::kMisuse: return {"kind", nullptr, "handle"};
-    case OpCode::kPreempt: return {nullptr, "after", "accesses"};
-    case OpCode::kTimer: return {"target", "after", "zone"};
-    case OpCode::kFreeSome: return {"zone", "count", nullptr};
-    case OpCode::kNumOps: break;
+// A field's value taken into its range (what decode does to raw bytes).
+uint32_t field_canon(const Field& f, uint32_t v, const Header& h, int nzones) {
+  switch (f.range) {
+    case Range::kNone: return 0;
+    case Range::kZone: return v % static_cast<uint32_t>(nzones);
+    case Range::kTestZone: return v % h.nzones;
+    case Range::kCpu: return v % h.ncpus;
+    case Range::kFlags: return v % kNumFlagSets;
+    case Range::kSizeClass: return v % kNumSizeClasses;
+    case Range::kPages: return v % static_cast<uint32_t>(h.budget_pages() + 1);
+    case Range::kBelow: return v % f.n;
+    case Range::kAny: return v;
   }
-  return {nullptr, nullptr, nullptr};
+  return v;
 }
 
 void canonicalize_op(Op* op, const Header& h, int nzones) {
   op->code = static_cast<OpCode>(static_cast<uint8_t>(op->code) %
                                  static_cast<uint8_t>(OpCode::kNumOps));
   op->cpu %= h.ncpus;
-  Fields f = fields_of(op->code);
+  const OpSpec& s = op_spec(op->code);
   // Fields an operation does not use are zero, so that equal programs are equal bytes.
-  if (!f.a) op->a = 0;
-  if (!f.b) op->b = 0;
-  if (!f.c) op->c = 0;
-  switch (op->code) {
-    case OpCode::kAlloc:
-      op->a %= nzones;
-      op->b %= kNumFlagSets;
-      break;
-    case OpCode::kChurn:
-    case OpCode::kReserveChain:
-    case OpCode::kFreeSome:
-      op->a %= nzones;
-      op->b %= 32;
-      break;
-    case OpCode::kFailNext:
-      op->b %= 8;
-      break;
-    case OpCode::kPressure:
-    case OpCode::kRelief:
-      op->c %= static_cast<uint32_t>(h.budget_pages() + 1);
-      break;
-    case OpCode::kVmFault:
-      op->b %= kNumFlagSets;
-      break;
-    case OpCode::kPageout:
-      op->b %= 64;
-      break;
-    case OpCode::kInterrupt:
-      op->a %= h.ncpus;
-      op->b %= 16;
-      op->c %= static_cast<uint32_t>(nzones);
-      break;
-    case OpCode::kTimer:
-      op->a %= h.ncpus;
-      op->c %= static_cast<uint32_t>(nzones);
-      break;
-    case OpCode::kDrain:
-      op->a %= nzones;
-      break;
-    case OpCode::kZoneCreate:
-      op->a %= h.nzones;
-      op->b %= kNumSizeClasses;
-      break;
-    case OpCode::kZoneDestroy:
-      op->a %= h.nzones;
-      break;
-    case OpCode::kMisuse:
-      op->a %= 4;
-      break;
-    case OpCode::kPreempt:
-      op->c %= 256;
-      break;
-    default:
-      break;
-  }
+  op->a = static_cast<uint8_t>(field_canon(s.a, op->a, h, nzones));
+  op->b = static_cast<uint8_t>(field_canon(s.b, op->b, h, nzones));
+  op->c = field_canon(s.c, op->c, h, nzones);
 }
 
 }  // namespace
 
 const char* op_name(OpCode op) {
   auto i = static_cast<size_t>(op);
-  return i < static_cast<size_t>(OpCode::kNumOps) ? kOpNames[i] : "?";
+  return i < static_cast<size_t>(OpCode::kNumOps) ? kOpSpecs[i].name : "?";
 }
 
 int flag_set(int index) { return kFlagSets[index % kNumFlagSets].flags; }
@@ -268,24 +190,20 @@ std::string to_text(const Program& p) {
     out += buf;
   }
   for (const Op& op : p.ops) {
-    Fields f = fields_of(op.code);
-    snprintf(buf, sizeof(buf), "cpu%u %s", op.cpu, op_name(op.code));
+    const OpSpec& s = op_spec(op.code);
+    snprintf(buf, sizeof(buf), "cpu%u %s", op.cpu, s.name);
     out += buf;
-    if (f.a) {
-      snprintf(buf, sizeof(buf), " %s=%u", f.a, op.a);
-      out += buf;
-    }
-    if (f.b) {
-      if (std::string(f.b) == "flags")
-        snprintf(buf, sizeof(buf), " flags=%s", flag_set_name(op.b));
-      else if (std::string(f.b) == "size")
-        snprintf(buf, sizeof(buf), " size=%zu", size_class(op.b));
+    const Field* fields[3] = {&s.a, &s.b, &s.c};
+    const uint32_t values[3] = {op.a, op.b, op.c};
+    for (int i = 0; i < 3; i++) {
+      const Field& f = *fields[i];
+      if (f.range == Range::kNone) continue;
+      if (f.range == Range::kFlags)
+        snprintf(buf, sizeof(buf), " %s=%s", f.name, flag_set_name(static_cast<int>(values[i])));
+      else if (f.range == Range::kSizeClass)
+        snprintf(buf, sizeof(buf), " %s=%zu", f.name, size_class(static_cast<int>(values[i])));
       else
-        snprintf(buf, sizeof(buf), " %s=%u", f.b, op.b);
-      out += buf;
-    }
-    if (f.c) {
-      snprintf(buf, sizeof(buf), " %s=%" PRIu32, f.c, op.c);
+        snprintf(buf, sizeof(buf), " %s=%" PRIu32, f.name, values[i]);
       out += buf;
     }
     out += "\n";
@@ -403,35 +321,36 @@ std::optional<Program> parse_text(const std::string& text, std::string* error) {
       return fail("bad cpu '" + verb + "' (config cpus=" + std::to_string(p.header.ncpus) + ")");
     int code = -1;
     for (int i = 0; i < static_cast<int>(OpCode::kNumOps); i++)
-      if (opname == kOpNames[i]) code = i;
+      if (opname == kOpSpecs[i].name) code = i;
     if (code < 0) return fail("unknown operation '" + opname + "'");
     if (p.ops.size() >= kMaxOps) return fail("more than " + std::to_string(kMaxOps) + " operations");
     Op op;
     op.code = static_cast<OpCode>(code);
     op.cpu = static_cast<uint8_t>(cpu);
-    Fields f = fields_of(op.code);
+    const OpSpec& s = op_spec(op.code);
+    const Field* fields[3] = {&s.a, &s.b, &s.c};
     for (auto& [k, v] : kv) {
+      int i = 0;
+      while (i < 3 && !(fields[i]->range != Range::kNone && k == fields[i]->name)) i++;
+      if (i == 3) return fail(std::string("operation ") + opname + " takes no " + k + "=" + v);
       uint64_t n = 0;
-      if (f.b && k == f.b && k == "flags") {
+      if (fields[i]->range == Range::kFlags) {
         int fs = find_flag_set(v);
         if (fs < 0) return fail("unknown flags '" + v + "'");
-        op.b = static_cast<uint8_t>(fs);
-        continue;
-      }
-      if (!parse_uint(v, &n)) return fail("bad number '" + v + "' for " + k);
-      if (f.b && k == f.b && k == "size") {
-        int sc = find_size_class(n);
-        if (sc < 0) return fail("size must be one of 16,64,100,192,256,640,16384,4096");
-        op.b = static_cast<uint8_t>(sc);
-      } else if (f.a && k == f.a && n < 256) {
-        op.a = static_cast<uint8_t>(n);
-      } else if (f.b && k == f.b && n < 256) {
-        op.b = static_cast<uint8_t>(n);
-      } else if (f.c && k == f.c && n <= UINT32_MAX) {
-        op.c = static_cast<uint32_t>(n);
+        n = static_cast<uint64_t>(fs);
       } else {
-        return fail(std::string("operation ") + opname + " takes no " + k + "=" + v);
+        if (!parse_uint(v, &n)) return fail("bad number '" + v + "' for " + k);
+        if (fields[i]->range == Range::kSizeClass) {
+          int sc = find_size_class(n);
+          if (sc < 0) return fail("size must be one of 16,64,100,192,256,640,16384,4096");
+          n = static_cast<uint64_t>(sc);
+        }
       }
+      if (n > (i == 2 ? UINT32_MAX : UINT8_MAX))
+        return fail(std::string("operation ") + opname + " takes no " + k + "=" + v);
+      if (i == 0) op.a = static_cast<uint8_t>(n);
+      if (i == 1) op.b = static_cast<uint8_t>(n);
+      if (i == 2) op.c = static_cast<uint32_t>(n);
     }
     Op canon = op;
     canonicalize_op(&canon, p.header, p.num_zones());
@@ -440,6 +359,41 @@ std::optional<Program> parse_text(const std::string& text, std::string* error) {
   }
   if (!have_config) return fail("no config line");
   return p;
+}
+
+std::string dictionary_text() {
+  std::string out =
+      "# slabfuzz.dict - whole 8-byte operation records (opcode, cpu, a, b, c[4]), one\n"
+      "# typical record per operation and CPU 0 and 1, for libFuzzer's -dict and AFL++'s -x.\n"
+      "# Generated from fuzzers/ops.h (compile --dict); any byte string is still a program.\n";
+  for (size_t i = 0; i < std::size(kOpSpecs); i++) {
+    const OpSpec& s = kOpSpecs[i];
+    for (uint8_t cpu = 0; cpu < 2; cpu++) {
+      // A CPU field names the other CPU: an interrupt or timer sent across.
+      auto value = [&](const Field& f, uint32_t v) -> uint32_t {
+        if (f.range == Range::kNone) return 0;
+        return f.range == Range::kCpu ? 1u - cpu : v;
+      };
+      Op op;
+      op.code = static_cast<OpCode>(i);
+      op.cpu = cpu;
+      op.a = static_cast<uint8_t>(value(s.a, s.dict_a));
+      op.b = static_cast<uint8_t>(value(s.b, s.dict_b));
+      op.c = value(s.c, s.dict_c);
+      Program p;
+      p.ops.push_back(op);
+      std::vector<uint8_t> bytes = encode(p);
+      char buf[64];
+      snprintf(buf, sizeof(buf), "%s_cpu%u=\"", s.name, cpu);
+      out += buf;
+      for (size_t k = kHeaderSize; k < bytes.size(); k++) {
+        snprintf(buf, sizeof(buf), "\\x%02x", bytes[k]);
+        out += buf;
+      }
+      out += "\"\n";
+    }
+  }
+  return out;
 }
 
 bool load_program(const std::string& path, Program* p, std::string* error) {

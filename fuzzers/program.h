@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "fuzzers/ops.h"
+
 namespace slabfuzz {
 
 inline constexpr size_t kHeaderSize = 16;
@@ -31,35 +33,7 @@ inline constexpr int kTickAllocs = 3;    // objects each clock interrupt allocat
 inline constexpr int kTickFollow = 7;    // tick_zone: the zone its CPU allocates from
 inline constexpr int kVmZones = 3;  // PV ENTRY, MAP ENTRY, SWAPMETA
 
-enum class OpCode : uint8_t {
-  kAlloc,         // zone, flags
-  kFree,          // handle (any live object)
-  kRemoteFree,    // handle among objects allocated on another CPU
-  kChurn,         // zone, count: alloc, use, free
-  kPressure,      // pages withheld
-  kFailNext,      // next n non-blocking page requests fail
-  kRelief,        // pages given back
-  kBootAdvance,   // next boot phase
-  kVmFault,       // a user page fault: page + PV entry (+ MAP entry)
-  kVmUnmap,       // unmap a user page
-  kPageout,       // page out n pages (SWAPMETA)
-  kInterrupt,     // on CPU target: n M_INTNOWAIT allocations from zone
-  kPoll,          // the poller retires surplus slabs
-  kDrain,         // drain this CPU's slabs of zone
-  kZoneCreate,    // (re)create test zone with a size class
-  kZoneDestroy,   // free a test zone's objects and destroy it
-  kReserveChain,  // n M_NOWAIT (reserve) allocations in a row from zone
-  kMisuse,        // kind: double free, wrong zone, interior, foreign pointer; the
-                  // allocator must panic with the matching message (ends the run)
-  kPreempt,       // after, accesses: this CPU's thread passes `after` more preemption
-                  // points, then is preempted at the next (a PCT change point placed by
-                  // the program) or, with accesses > 0, that many shared accesses later
-  kTimer,         // target, after, zone: a timer interrupt of 8 M_INTNOWAIT allocations
-                  // on CPU target once it has passed `after` more preemption points
-  kFreeSome,      // zone, count: free the zone's `count` oldest live objects, in order
-  kNumOps,
-};
-
+// The operations (OpCode, names, fields, weights): fuzzers/ops.h.
 const char* op_name(OpCode op);
 
 // Allocation flags an alloc operation may carry (index into a fixed table).
@@ -74,9 +48,9 @@ size_t size_class(int index);
 struct Op {
   OpCode code = OpCode::kAlloc;
   uint8_t cpu = 0;
-  uint8_t a = 0;   // zone / target cpu / size class
-  uint8_t b = 0;   // flags index / count
-  uint32_t c = 0;  // handle / pages
+  uint8_t a = 0;   // the fields, as the operation's entry in ops.h names them
+  uint8_t b = 0;
+  uint32_t c = 0;
   bool operator==(const Op&) const = default;
 };
 
@@ -125,6 +99,9 @@ std::optional<Program> parse_text(const std::string& text, std::string* error);
 
 // Clamps every field into range (what decode does to raw bytes).
 void canonicalize(Program* p);
+
+// The engines' dictionary (slabfuzz.dict): a typical record of every operation.
+std::string dictionary_text();
 
 // Reads a program from a file: the text form if the name ends in ".txt", else the
 // binary form. On error returns false and sets *error ("PATH: ...").

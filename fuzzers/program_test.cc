@@ -3,6 +3,8 @@
 // program that does not decode to itself, nor one over the size limit.
 #include "fuzzers/program.h"
 
+#include <cstring>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -216,6 +218,53 @@ TEST(Mutator, RemembersScheduleSeeds) {
   note_schedule_seed(a.data(), a.size());
   EXPECT_TRUE(is_schedule_seed(a.data(), a.size()));
   EXPECT_FALSE(is_schedule_seed(b.data(), b.size()));
+}
+
+// ops.h's table is whole: every operation has a distinct name, named fields exactly
+// where it has fields (distinct within it), ranges that hold 0, a weight, and a
+// dictionary record for CPU 0 and 1; its text form round-trips whatever the values.
+TEST(Ops, EveryOperationIsDeclaredWhole) {
+  std::string dict = dictionary_text();
+  Rng rng(9);
+  for (size_t i = 0; i < std::size(kOpSpecs); i++) {
+    const OpSpec& s = kOpSpecs[i];
+    SCOPED_TRACE(s.name ? s.name : "(null)");
+    ASSERT_NE(s.name, nullptr);
+    EXPECT_GT(strlen(s.name), 0u);
+    EXPECT_NE(s.doc, nullptr);
+    EXPECT_GT(s.weight, 0);
+    for (size_t j = 0; j < i; j++) EXPECT_STRNE(kOpSpecs[j].name, s.name);
+    const Field* f[3] = {&s.a, &s.b, &s.c};
+    for (int k = 0; k < 3; k++) {
+      EXPECT_EQ(f[k]->name == nullptr, f[k]->range == Range::kNone) << k;
+      if (f[k]->range == Range::kBelow) EXPECT_GT(f[k]->n, 0u) << k;
+      for (int l = 0; l < k; l++)
+        if (f[k]->name && f[l]->name) EXPECT_STRNE(f[k]->name, f[l]->name);
+    }
+    EXPECT_NE(dict.find(std::string(s.name) + "_cpu0=\""), std::string::npos);
+    EXPECT_NE(dict.find(std::string(s.name) + "_cpu1=\""), std::string::npos);
+    Program p;
+    p.header.ncpus = 2;
+    Op zero;
+    zero.code = static_cast<OpCode>(i);
+    p.ops.push_back(zero);
+    Program canon = p;
+    canonicalize(&canon);
+    EXPECT_EQ(canon, p) << "a zeroed field is out of range";
+    for (int n = 0; n < 50; n++) {
+      Op op = zero;
+      op.cpu = static_cast<uint8_t>(rng.below(2));
+      op.a = static_cast<uint8_t>(rng.next());
+      op.b = static_cast<uint8_t>(rng.next());
+      op.c = static_cast<uint32_t>(rng.next());
+      p.ops = {op};
+      canonicalize(&p);
+      std::string err;
+      auto back = parse_text(to_text(p), &err);
+      ASSERT_TRUE(back.has_value()) << err << "\n" << to_text(p);
+      EXPECT_EQ(*back, p) << to_text(p);
+    }
+  }
 }
 
 }  // namespace

@@ -10,7 +10,7 @@ engine:
     custom  libFuzzer with slabfuzz's structure-aware mutator and crossover
     plain   libFuzzer with its own byte-level mutations only
     afl     AFL++ (persistent mode) with the same custom mutator library, alone
-(libFuzzer with fuzzers/slabfuzz.dict, as ci/fuzz runs it), and records the time to
+(libFuzzer with the dictionary, //fuzzers:slabfuzz_dict, as ci/fuzz runs it), and records the time to
 the first crash and its title, reproduced ten times (a title that changes is reported
 as not reproducible; a replay that hangs, once). Runs use seeds 1..runs (or from
 --first-seed on), so a measurement can be repeated, or extended with other seeds. The
@@ -61,7 +61,9 @@ def build(bug, engines, dest):
     out = {}
     if "custom" in engines or "plain" in engines:
         b = bazel_out("libfuzzer", bug, [f"//fuzzers:{TARGET}_bin",
-                                         f"//fuzzers:{TARGET}_plain_bin"])
+                                         f"//fuzzers:{TARGET}_plain_bin",
+                                         "//fuzzers:slabfuzz_dict"])
+        shutil.copy(os.path.join(b, "fuzzers", "slabfuzz.dict"), dest)
         for eng, name in (("custom", TARGET + "_bin"), ("plain", TARGET + "_plain_bin")):
             if eng in engines:
                 p = os.path.join(dest, eng)
@@ -89,7 +91,7 @@ def run_one(binary, engine, seed, timeout, work):
     if engine in ("custom", "plain"):
         # With the dictionary, as ci/fuzz runs libFuzzer (fuzzers/campaign.py).
         cmd = [binary, f"-seed={seed}", f"-max_total_time={timeout}", "-max_len=528",
-               "-dict=" + campaign.DICT, "-artifact_prefix=" + crashes + "/", "-timeout=30",
+               "-dict=" + campaign.dict_beside(binary), "-artifact_prefix=" + crashes + "/", "-timeout=30",
                corpus]
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=timeout + 120)
