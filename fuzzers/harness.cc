@@ -516,6 +516,19 @@ void Exec::exec(int cpu, const Op& op) {
       }
       return;
     }
+    case OpCode::kRealloc: {
+      size_t n = oracle_.live_count();
+      int z = op.a % nz;
+      if (n == 0 || !zone_ok(z)) return;
+      if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap[z]) return;
+      const LiveObject old = oracle_.live(op.c % n);
+      if (alloc(cpu, z, z < kVmZones ? M_WAITOK : M_WAITOK | M_NULLOK) == nullptr) return;
+      // Another CPU may have freed the old object meanwhile (and its address been reused).
+      long i = oracle_.index_of(reinterpret_cast<void*>(old.addr));
+      if (i >= 0 && oracle_.live(static_cast<size_t>(i)).serial == old.serial)
+        free_live(static_cast<size_t>(i));
+      return;
+    }
     case OpCode::kNumOps:
       break;
   }

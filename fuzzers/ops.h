@@ -112,7 +112,10 @@ struct OpSpec {
     "has passed after + 1 more preemption points")                                        \
   X(kFreeSome, "free_some", SLABFUZZ_FIELD("zone", kZone, 0),                             \
     SLABFUZZ_FIELD("count", kBelow, 32), SLABFUZZ_NONE, 4, 3, 3, 0,                        \
-    "free the zone's count + 1 oldest live objects, oldest first")
+    "free the zone's count + 1 oldest live objects, oldest first")                      \
+  X(kRealloc, "realloc", SLABFUZZ_FIELD("zone", kZone, 0), SLABFUZZ_NONE,                 \
+    SLABFUZZ_FIELD("handle", kAny, 0), 2, 3, 0, 0,                                        \
+    "move a live object to zone as krealloc does: a new object there, then the old freed")
 
 #define SLABFUZZ_OP_ENUM(e, ...) e,
 enum class OpCode : uint8_t { SLABFUZZ_OPS(SLABFUZZ_OP_ENUM) kNumOps };
