@@ -1,6 +1,7 @@
 // program.cc - decoding, encoding and the text form of programs (see program.h).
 #include "fuzzers/program.h"
 
+#include <cctype>
 #include <cinttypes>
 #include <cstdio>
 #include <cerrno>
@@ -34,6 +35,8 @@ const FlagSet kFlagSets[kNumFlagSets] = {
 
 // 16 KiB objects: seven to a slab, so that a few operations cross slab boundaries.
 const size_t kSizeClasses[kNumSizeClasses] = {16, 64, 100, 192, 256, 640, 16384, 4096};
+
+const char* const kVmZoneNames[kVmZones] = {"PV_ENTRY", "MAP_ENTRY", "SWAPMETA"};
 
 // A field's value taken into its range (what decode does to raw bytes).
 uint32_t field_canon(const Field& f, uint32_t v, const Header& h, int nzones) {
@@ -200,6 +203,11 @@ std::string to_text(const Program& p) {
       if (f.range == Range::kNone) continue;
       if (f.range == Range::kFlags)
         snprintf(buf, sizeof(buf), " %s=%s", f.name, flag_set_name(static_cast<int>(values[i])));
+      else if (f.range == Range::kZone && values[i] < kVmZones)
+        snprintf(buf, sizeof(buf), " %s=%s", f.name, kVmZoneNames[values[i]]);
+      else if (f.range == Range::kZone || f.range == Range::kTestZone)
+        snprintf(buf, sizeof(buf), " %s=TEST%" PRIu32, f.name,
+                 values[i] - (f.range == Range::kZone ? kVmZones : 0));
       else if (f.range == Range::kSizeClass)
         snprintf(buf, sizeof(buf), " %s=%zu", f.name, size_class(static_cast<int>(values[i])));
       else
@@ -227,6 +235,21 @@ int find_size_class(uint64_t bytes) {
   for (int i = 0; i < kNumSizeClasses; i++)
     if (kSizeClasses[i] == bytes) return i;
   return -1;
+}
+
+// A zone field's value by name: the VM's zones as the kernel names them (a space as
+// '_'), test zones TEST0..; or a number. kZone counts the VM's zones first, kTestZone
+// only test zones. -1 if it is neither.
+long find_zone(const std::string& v, Range range) {
+  std::string u;
+  for (char ch : v) u += static_cast<char>(toupper(static_cast<unsigned char>(ch)));
+  if (range == Range::kZone)
+    for (int z = 0; z < kVmZones; z++)
+      if (u == kVmZoneNames[z]) return z;
+  uint64_t n = 0;
+  if (u.rfind("TEST", 0) == 0 && parse_uint(u.substr(4), &n) && n < kMaxTestZones)
+    return static_cast<long>(n) + (range == Range::kZone ? kVmZones : 0);
+  return parse_uint(v, &n) && n <= UINT32_MAX ? static_cast<long>(n) : -1;
 }
 
 int find_flag_set(const std::string& name) {
@@ -338,6 +361,14 @@ std::optional<Program> parse_text(const std::string& text, std::string* error) {
         int fs = find_flag_set(v);
         if (fs < 0) return fail("unknown flags '" + v + "'");
         n = static_cast<uint64_t>(fs);
+      } else if (fields[i]->range == Range::kZone || fields[i]->range == Range::kTestZone) {
+        long z = find_zone(v, fields[i]->range);
+        if (z < 0)
+          return fail("bad zone '" + v + "' for " + k +
+                      (fields[i]->range == Range::kZone ? " (PV_ENTRY, MAP_ENTRY, SWAPMETA, "
+                                                          "TEST0.., or a number)"
+                                                        : " (TEST0.., or a number)"));
+        n = static_cast<uint64_t>(z);
       } else {
         if (!parse_uint(v, &n)) return fail("bad number '" + v + "' for " + k);
         if (fields[i]->range == Range::kSizeClass) {
