@@ -403,7 +403,7 @@ void Exec::exec(int cpu, const Op& op) {
     }
     case OpCode::kChurn: {
       int z = op.a % nz;
-      for (int k = 0; k <= op.b && zone_ok(z); k++) {
+      for (int k = 0; k < op.b && zone_ok(z); k++) {
         if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap[z]) return;
         void* obj = alloc(cpu, z, M_WAITOK | M_NULLOK);
         if (obj == nullptr) return;
@@ -421,7 +421,7 @@ void Exec::exec(int cpu, const Op& op) {
       kenv::page_source_pressure(op.c, kenv::VM_TIER_NORMAL);
       return;
     case OpCode::kFailNext:
-      kenv::page_source_fail_next(op.b + 1u);
+      kenv::page_source_fail_next(op.b);
       return;
     case OpCode::kRelief:
       kenv::page_source_relief(op.c);
@@ -440,10 +440,10 @@ void Exec::exec(int cpu, const Op& op) {
       vm_->unmap_one();
       return;
     case OpCode::kPageout:
-      vm_->pageout(op.b + 1);
+      vm_->pageout(op.b);
       return;
     case OpCode::kInterrupt:
-      rt_->post_interrupt(op.a, interrupt_handler(op.a, static_cast<int>(op.c) % nz, op.b + 1));
+      rt_->post_interrupt(op.a, interrupt_handler(op.a, static_cast<int>(op.c) % nz, op.b));
       return;
     case OpCode::kTimer:
       rt_->post_interrupt_after(op.a, op.b + 1,
@@ -492,7 +492,7 @@ void Exec::exec(int cpu, const Op& op) {
     }
     case OpCode::kReserveChain: {
       int z = op.a % nz;
-      for (int k = 0; k <= op.b && zone_ok(z); k++) {
+      for (int k = 0; k < op.b && zone_ok(z); k++) {
         if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap[z]) return;
         if (alloc(cpu, z, M_NOWAIT) == nullptr) return;
       }
@@ -509,7 +509,7 @@ void Exec::exec(int cpu, const Op& op) {
       // CPU may free some of them meanwhile.
       int z = op.a % nz;
       std::vector<uintptr_t>& oldest = oldest_[cpu];  // its own: other CPUs run meanwhile
-      oracle_.oldest(z, op.b + 1u, &oldest);
+      oracle_.oldest(z, op.b, &oldest);
       for (uintptr_t addr : oldest) {
         long i = oracle_.index_of(reinterpret_cast<void*>(addr));
         if (i >= 0) free_live(static_cast<size_t>(i));
@@ -699,6 +699,7 @@ RunResult Exec::run() {
     out = rt.run();
     finish(out);
     r.trace = rt.trace();
+    r.objects = oracle_.allocated();
   }
   if (r.ok && !r.expected_misuse) {
     out = rt.run_on_cpu0([this] { teardown(); });

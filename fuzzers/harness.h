@@ -44,6 +44,7 @@ struct RunResult {
   uint64_t alias_pairs = 0;      // accesses to what another thread stored last
   uint64_t new_alias_pairs = 0;  // of them, pairs of sites new to this process
   bool expected_misuse = false;  // ended by a misuse the allocator rightly caught
+  uint64_t objects = 0;          // objects the operations and interrupts allocated
 };
 
 // The program as the target runs it (pinned fields applied).

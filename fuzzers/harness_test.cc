@@ -71,6 +71,23 @@ TEST(Harness, EveryOperationIsPerformed) {
   }
 }
 
+// A count is a count: count=N allocates N objects (0: none), as the text says.
+TEST(Harness, CountNPerformsN) {
+  for (const char* op : {"churn zone=TEST0", "reserve_chain zone=TEST0",
+                         "interrupt target=0 zone=TEST0"}) {
+    for (int n : {0, 1, 5, 16}) {
+      std::string text = "config cpus=1 zones=64\ncpu0 " + std::string(op) +
+                         " count=" + std::to_string(n) + "\n";
+      std::string err;
+      auto p = parse_text(text, &err);
+      ASSERT_TRUE(p.has_value()) << err;
+      RunResult r = run_program(*p, Reserved());
+      ASSERT_TRUE(r.ok) << r.title;
+      EXPECT_EQ(r.objects, static_cast<uint64_t>(n)) << text;
+    }
+  }
+}
+
 TEST(Harness, SeedChangesTheInterleaving) {
   Rng rng(12);
   int differ = 0;

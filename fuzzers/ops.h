@@ -13,6 +13,9 @@
 // Adding an operation: one entry at the end of SLABFUZZ_OPS (existing codes keep their
 // bytes: corpora stay valid) and its case in Exec::exec.
 //
+// A count is what it says: count=N does a thing N times (0: not at all). An `after`
+// is a number of preemption points passed before the one that preempts.
+//
 // Invariants: entries are in OpCode order (an entry's position is its code); field names
 // within an entry are distinct; a field's range holds 0 (so a zeroed field is valid).
 #ifndef SLABFUZZ_FUZZERS_OPS_H_
@@ -65,13 +68,13 @@ struct OpSpec {
   X(kRemoteFree, "remote_free", SLABFUZZ_NONE, SLABFUZZ_NONE,                             \
     SLABFUZZ_FIELD("handle", kAny, 0), 8, 0, 0, 0,                                        \
     "free a live object another CPU allocated (from handle on)")                          \
-  X(kChurn, "churn", SLABFUZZ_FIELD("zone", kZone, 0), SLABFUZZ_FIELD("count", kBelow, 32), \
-    SLABFUZZ_NONE, 4, 3, 15, 0, "count + 1 times: allocate from zone, pass a preemption "  \
+  X(kChurn, "churn", SLABFUZZ_FIELD("zone", kZone, 0), SLABFUZZ_FIELD("count", kBelow, 33), \
+    SLABFUZZ_NONE, 4, 3, 15, 0, "count times: allocate from zone, pass a preemption "  \
     "point, free")                                                                        \
   X(kPressure, "pressure", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_FIELD("pages", kPages, 0), \
     4, 0, 0, 1000, "other consumers take up to pages free pages (to the normal floor)")   \
-  X(kFailNext, "fail_next", SLABFUZZ_NONE, SLABFUZZ_FIELD("count", kBelow, 8),             \
-    SLABFUZZ_NONE, 3, 0, 3, 0, "the next count + 1 non-blocking page requests fail")      \
+  X(kFailNext, "fail_next", SLABFUZZ_NONE, SLABFUZZ_FIELD("count", kBelow, 9),             \
+    SLABFUZZ_NONE, 3, 0, 3, 0, "the next count non-blocking page requests fail")      \
   X(kRelief, "relief", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_FIELD("pages", kPages, 0), 3, \
     0, 0, 1000, "give back up to pages of what pressure took")                           \
   X(kBootAdvance, "boot_next", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_NONE, 3, 0, 0, 0,     \
@@ -81,11 +84,11 @@ struct OpSpec {
     "no wait")                                                                            \
   X(kVmUnmap, "vm_unmap", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_NONE, 3, 0, 0, 0,          \
     "unmap one user page")                                                                \
-  X(kPageout, "pageout", SLABFUZZ_NONE, SLABFUZZ_FIELD("count", kBelow, 64), SLABFUZZ_NONE, \
-    4, 0, 3, 0, "page out count + 1 pages (a SWAPMETA each)")                             \
+  X(kPageout, "pageout", SLABFUZZ_NONE, SLABFUZZ_FIELD("count", kBelow, 65), SLABFUZZ_NONE, \
+    4, 0, 3, 0, "page out count pages (a SWAPMETA each)")                             \
   X(kInterrupt, "interrupt", SLABFUZZ_FIELD("target", kCpu, 0),                           \
-    SLABFUZZ_FIELD("count", kBelow, 16), SLABFUZZ_FIELD("zone", kZone, 0), 5, 1, 7, 3,     \
-    "an interrupt on CPU target: count + 1 M_INTNOWAIT allocations from zone")            \
+    SLABFUZZ_FIELD("count", kBelow, 17), SLABFUZZ_FIELD("zone", kZone, 0), 5, 1, 7, 3,     \
+    "an interrupt on CPU target: count M_INTNOWAIT allocations from zone")            \
   X(kPoll, "poll", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_NONE, 3, 0, 0, 0,                 \
     "the poller retires surplus slabs (and is kicked to run again)")                      \
   X(kDrain, "drain", SLABFUZZ_FIELD("zone", kZone, 0), SLABFUZZ_NONE, SLABFUZZ_NONE, 3, 3,  \
@@ -96,23 +99,23 @@ struct OpSpec {
   X(kZoneDestroy, "zone_destroy", SLABFUZZ_FIELD("zone", kTestZone, 0), SLABFUZZ_NONE,     \
     SLABFUZZ_NONE, 2, 0, 0, 0, "free a test zone's objects and destroy it")               \
   X(kReserveChain, "reserve_chain", SLABFUZZ_FIELD("zone", kZone, 0),                     \
-    SLABFUZZ_FIELD("count", kBelow, 32), SLABFUZZ_NONE, 3, 3, 15, 0,                       \
-    "count + 1 M_NOWAIT allocations in a row from zone (into its reserve)")               \
+    SLABFUZZ_FIELD("count", kBelow, 33), SLABFUZZ_NONE, 3, 3, 15, 0,                       \
+    "count M_NOWAIT allocations in a row from zone (into its reserve)")               \
   X(kMisuse, "misuse", SLABFUZZ_FIELD("kind", kBelow, 4), SLABFUZZ_NONE,                  \
     SLABFUZZ_FIELD("handle", kAny, 0), 1, 0, 0, 0,                                        \
     "kind 0 double free, 1 wrong zone, 2 interior, 3 foreign pointer: the allocator "     \
     "must panic with the matching message (ends the run)")                                \
   X(kPreempt, "preempt", SLABFUZZ_NONE, SLABFUZZ_FIELD("after", kAny, 0),                 \
     SLABFUZZ_FIELD("accesses", kBelow, 256), 4, 0, 3, 0,                                   \
-    "this CPU's thread passes after + 1 preemption points, then is preempted at the "     \
+    "this CPU's thread passes after preemption points, then is preempted at the "         \
     "next or, with accesses > 0, that many shared accesses later")                        \
   X(kTimer, "timer", SLABFUZZ_FIELD("target", kCpu, 0), SLABFUZZ_FIELD("after", kAny, 0),  \
     SLABFUZZ_FIELD("zone", kZone, 0), 4, 1, 3, 3,                                          \
-    "a timer interrupt of 8 M_INTNOWAIT allocations from zone on CPU target once it "     \
-    "has passed after + 1 more preemption points")                                        \
+    "a timer interrupt of 8 M_INTNOWAIT allocations from zone on CPU target: CPU "        \
+    "target passes after preemption points, and it fires at the next")                  \
   X(kFreeSome, "free_some", SLABFUZZ_FIELD("zone", kZone, 0),                             \
-    SLABFUZZ_FIELD("count", kBelow, 32), SLABFUZZ_NONE, 4, 3, 3, 0,                        \
-    "free the zone's count + 1 oldest live objects, oldest first")                      \
+    SLABFUZZ_FIELD("count", kBelow, 33), SLABFUZZ_NONE, 4, 3, 3, 0,                        \
+    "free the zone's count oldest live objects, oldest first")                      \
   X(kRealloc, "realloc", SLABFUZZ_FIELD("zone", kZone, 0), SLABFUZZ_NONE,                 \
     SLABFUZZ_FIELD("handle", kAny, 0), 2, 3, 0, 0,                                        \
     "move a live object to zone as krealloc does: a new object there, then the old freed")

@@ -47,6 +47,7 @@ class Oracle {
   // Removes live object i (content checked) and returns it; the caller frees it.
   LiveObject take(size_t i);
   size_t live_count() const { return live_.size(); }
+  uint64_t allocated() const { return serial_; }  // objects it has seen allocated
   const LiveObject& live(size_t i) const { return live_[i]; }
   size_t live_in_zone(int zone) const;
   // The index of the live object at addr, or -1 (another thread may have freed it).
