@@ -2,6 +2,7 @@
 // teardown accounting, run on the deterministic runtime.
 #include "allocator/kenv/page_source.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -151,6 +152,24 @@ TEST_F(PageSourceTest, TeardownNamesLeakedChunks) {
   auto leaks = page_source_teardown();
   ASSERT_EQ(leaks.size(), 1u);
   EXPECT_NE(leaks[0].find("2 pages leaky-zone"), std::string::npos) << leaks[0];
+}
+
+// The owner is named as it was when the chunk was taken: by teardown the zone that
+// took it may be gone and its descriptor, which held the name, reused or poisoned.
+TEST_F(PageSourceTest, TeardownNamesTheOwnerAfterItsNameIsGone) {
+  auto name = std::make_unique<std::string>("gone-zone-with-a-long-name");
+  Outcome o = OnCpu([&] {
+    vm_chunk_alloc(1, PAGE_SIZE, VM_TIER_NORMAL, false, name->c_str());
+    vm_chunk_alloc(1, PAGE_SIZE, VM_TIER_NORMAL, false, "other-zone");
+  });
+  ASSERT_TRUE(o.ok());
+  name->assign(name->size(), 'X');
+  name.reset();
+  auto leaks = page_source_teardown();
+  ASSERT_EQ(leaks.size(), 2u);
+  std::string all = leaks[0] + "\n" + leaks[1];
+  EXPECT_NE(all.find("1 pages gone-zone-with-a-long-name"), std::string::npos) << all;
+  EXPECT_NE(all.find("1 pages other-zone"), std::string::npos) << all;
 }
 
 TEST_F(PageSourceTest, BlockingRequestWaitsForAFree) {

@@ -256,20 +256,20 @@ KENV_CHECKER std::vector<std::string> kmalloc_obj_check(const struct kmalloc_zon
 			bad("slab %p is on two lists", static_cast<const void *>(seen[i]));
 	kmalloc_zone_stats st = kmalloc_obj_counters(zone);
 	if (nfull != zone->nfull)
-		bad("zone %s: full list has %zu slabs, counter says %zu", zone->name, nfull, zone->nfull.load());
+		bad("full list has %zu slabs, counter says %zu", nfull, zone->nfull.load());
 	if (slabs != st.slabs)
-		bad("zone %s: %zu slabs reachable, counter says %llu", zone->name, slabs,
+		bad("%zu slabs reachable, counter says %llu", slabs,
 		    static_cast<unsigned long long>(st.slabs));
 	if (boot != st.boot_slabs)
-		bad("zone %s: %zu boot slabs reachable, %llu registered", zone->name, boot,
+		bad("%zu boot slabs reachable, %llu registered", boot,
 		    static_cast<unsigned long long>(st.boot_slabs));
 	if (allocated < mag_total)
-		bad("zone %s: magazines hold %zu objects, slabs lend out %zu", zone->name, mag_total,
+		bad("magazines hold %zu objects, slabs lend out %zu", mag_total,
 		    allocated);
 	else
 		allocated -= mag_total;
 	if (allocated != st.inuse)
-		bad("zone %s: %zu objects allocated in slabs, counters say %llu", zone->name,
+		bad("%zu objects allocated in slabs, counters say %llu",
 		    allocated, static_cast<unsigned long long>(st.inuse));
 	return problems;
 }
