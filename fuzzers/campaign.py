@@ -3,26 +3,46 @@
 
     fuzzers/campaign.py [--target=NAME] [--engine=libfuzzer|afl] [--duration=SECONDS]
                         [--out=DIR] [--jobs=N] [--define=K=V ...] [--keep-per-title=K]
-                        [--quiet]
+                        [--binary=BIN] [--max-len=N] [--quiet]
 
 Builds the target's fuzz binary, seeds the corpus from corpora/NAME/ (text programs are
-compiled to binary), fuzzes for --duration seconds (0: until Ctrl-C), prints progress
-(executions per second, coverage, corpus size, crashes) every few seconds, and ends with
-a summary of the crashes found, deduplicated by their one-line title.
+compiled to binary), fuzzes for --duration seconds (0: until stopped), prints the
+numbers every 5 seconds, and ends with a summary of the crashes found, deduplicated by
+their one-line title.
+
+The engine is supervised, not wrapped: at one job libFuzzer runs as itself (no fork
+mode) and is started again from the grown corpus after each crash; corpus inputs that
+crash as it loads leave the corpus, and when even the empty program crashes the
+campaign says so and stops. --jobs=N > 1 uses libFuzzer's fork mode. Triage runs
+beside the engine: every crash is replayed and filed as it appears, and the first
+input of each new title is minimized.
+
+Executions are counted by the target itself (SLABFUZZ_EXEC_COUNTER, fuzz_target.cc),
+coverage, features and corpus size come from the engine; the same numbers go to the
+live line and to stats.jsonl.
+
+SIGINT, SIGTERM and SIGHUP stop it within a few seconds wherever it was started from (a
+terminal, a script's background job, a service manager): the engine and every child
+are ended, the summary is written, the corpus and crashes stay.
 
 Everything lives in the output folder (default out/fuzz/NAME), which survives the
-crash of a target and Ctrl-C:
+crash of a target and a stop:
     corpus/              the grown corpus (binary programs)
-    crashes/raw/         every crashing input as the engine wrote it
-    crashes/<title>/     one folder per distinct title: the reproducers, their reports,
+    crashes/raw/         crashing inputs not triaged yet (the engine's files)
+    crashes/<title>/     one folder per distinct title: up to --keep-per-title
+                         reproducers with their reports (the title on line 1), TITLE,
                          and minimized.txt (the first one minimized, same title)
+    stats.jsonl          every 5 s: time, execs, execs_per_sec (over the last 5 s),
+                         edges, features, corpus, crashes, titles, restarts
     summary.txt          the last summary
-Exit status: 0 if nothing was found, 1 if a crash was found, 2 on bad usage or a
-failed build.
+    engine.log           the engine's own output
+Exit status: 0 if nothing was found, 1 if a crash was found, 2 on bad usage, an I/O
+problem or a failed build (one line on standard error).
 """
 import argparse
 import glob
 import hashlib
+import json
 import os
 import queue
 import re
@@ -60,12 +80,33 @@ def die(msg, code=2):
     sys.exit(code)
 
 
+STOP = None  # the campaign's Stop, once main() has installed it
+
+
 def bazel(*args, capture=False):
-    cmd = ["bazel", *args]
+    """Runs bazel; a stop request cancels it (SIGINT, as Ctrl-C would) and ends the
+    campaign with exit 2."""
+    p = subprocess.Popen(["bazel", *args], cwd=ROOT,
+                         stdout=subprocess.PIPE if capture else None,
+                         stderr=subprocess.PIPE if capture else None, text=True)
+    result = {}
     if capture:
-        return subprocess.run(cmd, cwd=ROOT, check=False, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    return subprocess.run(cmd, cwd=ROOT, check=False)
+        t = threading.Thread(target=lambda: result.update(zip(("out", "err"), p.communicate())),
+                             daemon=True)
+        t.start()
+    while p.poll() is None:
+        if STOP is not None and STOP.requested:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                p.kill()
+            die("stopped during the build")
+        time.sleep(0.1)
+    if capture:
+        t.join()
+    return subprocess.CompletedProcess(p.args, p.returncode, result.get("out", ""),
+                                       result.get("err", ""))
 
 
 def build(target, engine, defines):
@@ -127,16 +168,7 @@ def replay(binary, path):
         # libFuzzer's -timeout artifact: a run that never reaches a preemption point
         # again (an allocator loop over a corrupted list, say) hangs its replay too.
         return HANG_TITLE, HANG_TITLE + "\n"
-    m = TITLE_RE.search(r.stdout)
-    if m:
-        return m.group(0), r.stdout
-    m = re.search(r"ERROR: AddressSanitizer: ([\w-]+)", r.stdout)
-    if m:
-        return "asan: " + m.group(1), r.stdout
-    m = re.search(r"runtime error: ([^\n]{0,80})", r.stdout)
-    if m:
-        return "ubsan: " + m.group(1), r.stdout
-    return "slabfuzz: target-crash: no slabfuzz title (see report)", r.stdout
+    return title_of(r.stdout)
 
 
 KEEP_PER_TITLE = 5
@@ -149,27 +181,197 @@ def report_text(title, out):
     return title + "\n" + (out[at + len(title):].lstrip("\n") if at >= 0 else "\n" + out)
 
 
-def triage(binary, raw_dir, crash_root, keep=KEEP_PER_TITLE):
-    """Reproduces every raw crash, files it under its title (at most `keep` inputs a
-    title, the rest counted); returns {title: count}."""
-    titles = {}
-    for path in sorted(glob.glob(os.path.join(raw_dir, "*"))):
-        if not os.path.isfile(path) or os.path.basename(path).startswith("README"):
-            continue
+MINIMIZE_SECONDS = 30
+
+
+class Progress:
+    """The campaign's numbers: executions from the targets' shared counter
+    (SLABFUZZ_EXEC_COUNTER, fuzz_target.cc), which counts every execution of every
+    engine process as it happens; coverage, features and corpus size from the engine's
+    own reports (libFuzzer's status lines, AFL++'s fuzzer_stats)."""
+
+    def __init__(self, counter_path):
+        self.counter_path = counter_path
+        self.execs = 0
+        self.cov = 0
+        self.ft = 0
+        self.corpus = 0
+        self.inited = False  # this engine session has loaded its corpus
+        self.artifacts = []  # the crash files this engine session wrote
+        self.session_base = 0  # executions before this engine session (a target built
+                               # without the counter: the engine's own count)
+
+    def feed(self, line):
+        m = re.match(r"#(\d+)\s", line)
+        if m:  # a status line (cov: is absent when the build has no PC table)
+            for key, attr in (("cov", "cov"), ("ft", "ft"), ("corp", "corpus")):
+                v = re.search(r"\b%s: (\d+)" % key, line)
+                if v:
+                    setattr(self, attr, int(v.group(1)))
+            self.execs = max(self.execs, self.session_base + int(m.group(1)))
+        if re.search(r"\sINITED\s", line):
+            self.inited = True
+        m = re.search(r"Test unit written to (\S+)", line)
+        if m:
+            self.artifacts.append(m.group(1))
+
+    def read_counter(self):
+        try:
+            with open(self.counter_path, "rb") as f:
+                data = f.read(8)
+        except OSError:
+            return
+        if len(data) == 8:
+            self.execs = max(self.execs, int.from_bytes(data, "little"))
+
+
+class Stop:
+    """SIGINT, SIGTERM and SIGHUP, from a terminal, a script that started the campaign
+    with '&' (which leaves SIGINT ignored) or a service manager: each stops the
+    campaign. Installed before any engine starts, so that no engine inherits an
+    ignored signal; the engines run in sessions of their own and are told here."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self):
+        self.signum = None
+        self.groups = set()
+        self.event = threading.Event()
+        for s in self.SIGNALS:
+            signal.signal(s, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        if self.signum is None:
+            self.signum = signum
+        self.event.set()
+        for pg in list(self.groups):
+            try:
+                os.killpg(pg, signal.SIGINT)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    @property
+    def requested(self):
+        return self.event.is_set()
+
+
+def end_group(proc, stop, grace=1.5):
+    """Ends an engine and everything it started (its session): SIGINT, then SIGKILL."""
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, 5)):
+        if proc.poll() is not None:
+            break
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
+    try:  # children left behind by a parent that exited on its own
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    stop.groups.discard(proc.pid)
+
+
+class Triager(threading.Thread):
+    """Triage while fuzzing: every new crashing input (in raw/, or an AFL++ crash
+    folder) is replayed, filed under its title and taken out of raw/; the first input
+    of a new title is minimized. Stopping kills a replay or minimization under way; what
+    is left in raw/ stays there, counted as not triaged."""
+
+    def __init__(self, binary, raw, crash_root, keep, inboxes=()):
+        super().__init__(daemon=True)
+        self.binary, self.raw, self.crash_root, self.keep = binary, raw, crash_root, keep
+        self.inboxes = list(inboxes)  # globs of crash files another engine writes
+        self.titles = {}
+        self.latest = None
+        self.copied = set()
+        self.lock = threading.Lock()
+        self.finish = threading.Event()  # triage what is there, then end
+        self.abort = threading.Event()   # end now
+        self.child = None
+
+    def pending(self):
+        try:
+            return sorted(os.path.join(self.raw, f) for f in os.listdir(self.raw)
+                          if not f.startswith("README") and not f.endswith(".tmp"))
+        except OSError:
+            return []
+
+    def collect(self):
+        for pattern in self.inboxes:
+            for p in glob.glob(pattern):
+                if p in self.copied or os.path.basename(p).startswith("README"):
+                    continue
+                self.copied.add(p)
+                name = os.path.basename(os.path.dirname(os.path.dirname(p))) + "-" + \
+                    os.path.basename(p).replace(":", "_").replace(",", "_")
+                tmp = os.path.join(self.raw, name + ".tmp")
+                try:
+                    shutil.copy(p, tmp)
+                    os.replace(tmp, os.path.join(self.raw, name))
+                except OSError:
+                    pass
+
+    def run(self):
+        while not self.abort.is_set():
+            self.collect()
+            files = self.pending()
+            for path in files:
+                if self.abort.is_set():
+                    return
+                self.file(path)
+            if not files and self.finish.is_set():
+                return
+            if not files:
+                self.abort.wait(0.5)
+
+    def run_child(self, args, timeout):
+        """A replay or minimization, killable by abort; (returncode, output) or None."""
+        try:
+            self.child = subprocess.Popen(args, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True,
+                                          errors="replace", start_new_session=True)
+        except OSError:
+            return None
+        out = []
+        reader = threading.Thread(target=lambda: out.append(self.child.stdout.read()),
+                                  daemon=True)
+        reader.start()
+        deadline = time.time() + timeout
+        while self.child.poll() is None:
+            if self.abort.is_set() or time.time() > deadline:
+                try:
+                    os.killpg(self.child.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.child.wait()
+                reader.join(1)
+                self.child.stdout.close()
+                return None if self.abort.is_set() else (-1, None)
+            time.sleep(0.02)
+        reader.join(5)
+        self.child.stdout.close()
+        return self.child.returncode, (out[0] if out else "")
+
+    def file(self, path):
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except OSError:
-            continue  # gone meanwhile (the folder cleared under a running campaign)
-        title, out = replay(binary, path)
-        titles[title] = titles.get(title, 0) + 1
-        d = os.path.join(crash_root, slug(title))
+            return  # gone meanwhile (the folder cleared under a running campaign)
+        r = self.run_child([self.binary, path], HANG_SECONDS)
+        if r is None:
+            return  # stopped: the input stays in raw/
+        title, out = (HANG_TITLE, HANG_TITLE + "\n") if r[1] is None else title_of(r[1])
+        d = os.path.join(self.crash_root, slug(title))
         os.makedirs(d, exist_ok=True)
-        digest = hashlib.sha1(data).hexdigest()[:16]
-        dest = os.path.join(d, "input-" + digest)
+        dest = os.path.join(d, "input-" + hashlib.sha1(data).hexdigest()[:16])
         kept = sorted(os.path.join(d, f) for f in os.listdir(d)
                       if f.startswith("input-") and not f.endswith(".report.txt"))
-        if not os.path.exists(dest) and len(kept) < keep:
+        if not os.path.exists(dest) and len(kept) < self.keep:
             shutil.copy(path, dest)
             with open(dest + ".report.txt", "w") as f:
                 f.write(report_text(title, out))
@@ -177,152 +379,287 @@ def triage(binary, raw_dir, crash_root, keep=KEEP_PER_TITLE):
             dest = kept[0]  # the title's folder is full: counted only
         with open(os.path.join(d, "TITLE"), "w") as f:
             f.write(title + "\n")
+        with self.lock:
+            self.titles[title] = self.titles.get(title, 0) + 1
+            self.latest = title
+        if os.path.dirname(os.path.abspath(path)) == os.path.abspath(self.raw):
+            try:
+                os.unlink(path)  # filed (or counted): raw/ holds what is not triaged
+            except OSError:
+                pass
         minimized = os.path.join(d, "minimized.txt")
         if title != HANG_TITLE and not os.path.exists(minimized):
-            minimize(binary, dest, minimized)
-    return titles
+            r = self.run_child([self.binary, "--minimize", dest, "--out", minimized,
+                                "--max-seconds", str(MINIMIZE_SECONDS)],
+                               MINIMIZE_SECONDS + 2 * HANG_SECONDS)
+            if r and r[0] == 0 and r[1] and r[1].strip():
+                print("campaign: " + r[1].strip().splitlines()[-1], flush=True)
+
+    def snapshot(self):
+        with self.lock:
+            return dict(self.titles), self.latest
 
 
-MINIMIZE_SECONDS = 30
+def title_of(out):
+    m = TITLE_RE.search(out)
+    if m:
+        return m.group(0), out
+    m = re.search(r"ERROR: AddressSanitizer: ([\w-]+)", out)
+    if m:
+        return "asan: " + m.group(1), out
+    m = re.search(r"runtime error: ([^\n]{0,80})", out)
+    if m:
+        return "ubsan: " + m.group(1), out
+    return "slabfuzz: target-crash: no slabfuzz title (see report)", out
 
 
-def minimize(binary, crash, out):
-    """The first input of a title, minimized (fuzz_target.cc: `BIN --minimize`): the
-    smallest program found with the same title, in text form, beside the report."""
-    try:
-        r = subprocess.run([binary, "--minimize", crash, "--out", out,
-                            "--max-seconds", str(MINIMIZE_SECONDS)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                           errors="replace", timeout=MINIMIZE_SECONDS + 2 * HANG_SECONDS)
-    except subprocess.TimeoutExpired:
-        return
-    if r.returncode == 0 and r.stderr.strip():
-        print("campaign: " + r.stderr.strip().splitlines()[-1], flush=True)
+def triage(binary, raw_dir, crash_root, keep=KEEP_PER_TITLE):
+    """Files every input in raw_dir under its title (at most `keep` inputs a title, the
+    rest counted) and minimizes the first of each; returns {title: count}."""
+    t = Triager(binary, raw_dir, crash_root, keep)
+    t.finish.set()
+    t.run()
+    return t.titles
 
 
-class Progress:
-    """Parses libFuzzer's status lines (plain and -fork mode)."""
+class Campaign:
+    """One campaign: the engine run and supervised, the numbers every 5 s, triage
+    beside it."""
 
-    def __init__(self):
-        self.execs = 0
-        self.cov = 0
-        self.ft = 0
-        self.corpus = 0
-        self.crashes = 0
+    TICK = 5
 
-    def feed(self, line):
-        m = re.search(r"#(\d+):?\s.*cov: (\d+) ft: (\d+) corp: (\d+)", line)
-        if m:
-            self.execs, self.cov, self.ft, self.corpus = map(int, m.groups())
-        m = re.search(r"oom/timeout/crash: \d+/\d+/(\d+)", line)
-        if m:
-            self.crashes = max(self.crashes, int(m.group(1)))
-        if "ERROR: libFuzzer" in line or "deadly signal" in line:
-            self.crashes = max(self.crashes, 1)
+    def __init__(self, a, binary, out, corpus, raw, dict_path, stop):
+        self.a, self.binary, self.out, self.corpus, self.raw = a, binary, out, corpus, raw
+        self.dict_path, self.stop = dict_path, stop
+        self.counter = os.path.join(out, "execs.counter")
+        with open(self.counter, "wb") as f:
+            f.write(b"\0" * 8)
+        self.progress = Progress(self.counter)
+        inboxes = [os.path.join(out, "afl", "*", "crashes", "id:*")] if a.engine == "afl" else []
+        self.triager = Triager(binary, raw, os.path.join(out, "crashes"), a.keep_per_title,
+                               inboxes)
+        self.stats = open(os.path.join(out, "stats.jsonl"), "a")
+        self.start = time.time()
+        self.last_tick = (self.start, 0)
+        self.restarts = 0
+        self.every_input_crashes = False
+        self.deadline = self.start + a.duration if a.duration else None
 
+    def tick(self, final=False):
+        now = time.time()
+        self.progress.read_counter()
+        titles, latest = self.triager.snapshot()
+        t0, e0 = self.last_tick
+        rate = (self.progress.execs - e0) / max(now - t0, 1e-9)
+        self.last_tick = (now, self.progress.execs)
+        crashes = sum(titles.values()) + len(self.triager.pending())
+        rec = {"time": round(now - self.start, 1), "execs": self.progress.execs,
+               "execs_per_sec": round(rate, 1), "edges": self.progress.cov,
+               "features": self.progress.ft, "corpus": self.progress.corpus,
+               "crashes": crashes, "titles": len(titles), "restarts": self.restarts}
+        self.stats.write(json.dumps(rec) + "\n")
+        self.stats.flush()
+        if self.a.quiet or final:
+            return
+        line = (f"[{int(now - self.start):5d}s] execs {self.progress.execs} ({rate:.0f}/s) "
+                f"cov {self.progress.cov} ft {self.progress.ft} corpus {self.progress.corpus} "
+                f"crashes {crashes} titles {len(titles)}")
+        if self.every_input_crashes:
+            line += f" -- every input crashes: {latest or '(being triaged)'}"
+        print(line, flush=True)
 
-def run_libfuzzer(binary, corpus, raw_dir, duration, jobs, dict_path, max_len, quiet, log):
-    args = [binary, "-fork=%d" % jobs, "-ignore_crashes=1", "-ignore_timeouts=1",
-            "-ignore_ooms=1", "-artifact_prefix=" + raw_dir + "/", "-max_len=%d" % max_len,
-            "-timeout=30", "-print_final_stats=1"]
-    if duration > 0:
-        args.append("-max_total_time=%d" % duration)
-    if dict_path:
-        args.append("-dict=" + dict_path)
-    args.append(corpus)
-    return stream(args, quiet, log, env=None)
+    def remaining(self):
+        return None if self.deadline is None else self.deadline - time.time()
 
+    def engine_args(self):
+        a = self.a
+        if a.engine == "afl":
+            seeds = self.corpus if os.listdir(self.corpus) else None
+            if seeds is None:
+                seeds = os.path.join(self.out, "afl-seed")
+                os.makedirs(seeds, exist_ok=True)
+                with open(os.path.join(seeds, "empty"), "wb") as f:
+                    f.write(b"\0" * 16)
+            args = ["afl-fuzz", "-i", seeds, "-o", os.path.join(self.out, "afl"),
+                    "-G", str(a.max_len)]  # programs as long as libFuzzer's (-G = -max_len)
+            left = self.remaining()
+            if left is not None:
+                args += ["-V", str(max(1, int(left + 0.5)))]
+            return args + ["--", self.binary], dict(AFL_ENV, AFL_CUSTOM_MUTATOR_LIBRARY=self.mutator)
+        args = [self.binary, "-artifact_prefix=" + self.raw + "/", "-max_len=%d" % a.max_len,
+                "-timeout=30", "-print_final_stats=1"]
+        if a.jobs > 1:
+            # Several processes: libFuzzer's fork mode, which keeps going past crashes.
+            args += ["-fork=%d" % a.jobs, "-ignore_crashes=1", "-ignore_timeouts=1",
+                     "-ignore_ooms=1"]
+        left = self.remaining()
+        if left is not None:
+            args.append("-max_total_time=%d" % max(1, int(left + 0.5)))
+        if self.dict_path:
+            args.append("-dict=" + self.dict_path)
+        return args + [self.corpus], {}
 
-def run_afl(binary, mutator, corpus, out_dir, duration, max_len, quiet, log):
-    env = dict(os.environ, **AFL_ENV, AFL_CUSTOM_MUTATOR_LIBRARY=mutator)
-    # Programs as long as libFuzzer's (-G = -max_len).
-    args = ["afl-fuzz", "-i", corpus, "-o", out_dir, "-G", str(max_len)]
-    if duration > 0:
-        args += ["-V", str(duration)]
-    args += ["--", binary]
+    def session(self):
+        """Runs the engine once; returns its exit status (None if stopped)."""
+        args, env = self.engine_args()
+        env = dict(os.environ, SLABFUZZ_EXEC_COUNTER=self.counter, **env)
+        self.progress.inited = False
+        self.progress.artifacts = []
+        self.progress.session_base = self.progress.execs
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace", env=env, start_new_session=True)
+        self.stop.groups.add(proc.pid)
+        lines = queue.Queue()
 
-    def poll(progress):
-        # AFL++ without its UI prints no status lines: its fuzzer_stats file has them.
-        # (AFL++ rewrites the file in place: one caught half-written is skipped.)
-        for path in glob.glob(os.path.join(out_dir, "*", "fuzzer_stats")):
+        def reader():
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=reader, daemon=True).start()
+        with open(os.path.join(self.out, "engine.log"), "a") as log:
+            while True:
+                try:
+                    line = lines.get(timeout=0.2)
+                except queue.Empty:
+                    line = ""
+                if line is None:
+                    break
+                if line:
+                    log.write(line)
+                    self.progress.feed(line)
+                if self.stop.requested:
+                    break
+                left = self.remaining()
+                if left is not None and left < -1.0:
+                    break  # the engine overran its time: --duration holds
+                if time.time() - self.last_tick[0] >= self.TICK:
+                    if self.a.engine == "afl":
+                        self.read_afl_stats()
+                    self.tick()
+        end_group(proc, self.stop, grace=1.0 if self.stop.requested else 1.5)
+        if self.a.engine == "afl":
+            self.read_afl_stats()
+        return None if self.stop.requested else proc.returncode
+
+    def read_afl_stats(self):
+        # AFL++ without its UI prints no status lines: its fuzzer_stats file has them
+        # (rewritten in place: one caught half-written is skipped).
+        for path in glob.glob(os.path.join(self.out, "afl", "*", "fuzzer_stats")):
             try:
                 with open(path) as f:
                     stats = dict(line.split(":", 1) for line in f if ":" in line)
                 stats = {k.strip(): v.strip() for k, v in stats.items()}
-                execs = int(stats.get("execs_done", progress.execs))
-                cov = int(stats.get("edges_found", progress.cov))
-                corpus = int(stats.get("corpus_count", progress.corpus))
-                crashes = int(stats.get("saved_crashes", 0))
+                self.progress.cov = int(stats.get("edges_found", self.progress.cov))
+                self.progress.corpus = int(stats.get("corpus_count", self.progress.corpus))
             except (OSError, ValueError):
                 continue
-            progress.execs, progress.cov, progress.corpus = execs, cov, corpus
-            progress.crashes = max(progress.crashes, crashes)
 
-    return stream(args, quiet, log, env=env, poll=poll)
+    def run(self):
+        self.triager.start()
+        while not self.stop.requested:
+            left = self.remaining()
+            if left is not None and left <= 0.5:
+                break
+            rc = self.session()
+            if rc is None or self.a.engine == "afl" or self.a.jobs > 1:
+                break  # stopped, or an engine that keeps going past crashes ended
+            left = self.remaining()
+            if rc == 0 or (left is not None and left <= 0.5):
+                break  # its time is up
+            # A crash, timeout or OOM ended libFuzzer: go on from the grown corpus.
+            if not self.progress.inited:
+                if self.drop_crashing() == 0:
+                    self.every_input_crashes = True
+                    self.tick()
+                    break
+            self.restarts += 1
+        self.triager.finish.set()
+        if self.stop.requested:
+            self.triager.abort.set()
+        self.triager.join(2.0 if self.stop.requested else None)
+        self.tick(final=True)
+        self.stats.close()
 
-
-def stream(args, quiet, log, env, poll=None):
-    """Runs the engine, logging its output; progress from its status lines, or from
-    poll(progress) (an engine that prints none), every 5 seconds."""
-    progress = Progress()
-    start = time.time()
-    last = 0.0
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, errors="replace", env=env, start_new_session=True)
-    lines = queue.Queue()
-
-    def reader():
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=reader, daemon=True).start()
-    interrupted = False
-
-    def on_sigint(signum, frame):
-        nonlocal interrupted
-        interrupted = True
-        try:
-            os.killpg(proc.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-
-    old = signal.signal(signal.SIGINT, on_sigint)
-    signal.signal(signal.SIGTERM, on_sigint)
-    try:
-        done = False
-        while not done:
+    def drop_crashing(self):
+        """The session crashed while loading its corpus: the inputs that crashed (the
+        engine names an artifact by the sha1 of its content) leave the corpus, so that
+        the next session gets past them. Returns how many left."""
+        hashes = {os.path.basename(p).split("-", 1)[-1] for p in self.progress.artifacts}
+        dropped = 0
+        for f in os.listdir(self.corpus):
+            p = os.path.join(self.corpus, f)
             try:
-                line = lines.get(timeout=1)
-            except queue.Empty:
-                line = ""
-            if line is None:
-                done = True
-            elif line:
-                log.write(line)
-                progress.feed(line)
-            now = time.time()
-            if now - last >= 5 or done:
-                last = now
-                if poll:
-                    poll(progress)
-                if not quiet and not done:
-                    rate = progress.execs / max(now - start, 1e-9)
-                    print(f"[{int(now - start):5d}s] execs {progress.execs} "
-                          f"({rate:.0f}/s) cov {progress.cov} ft {progress.ft} "
-                          f"corpus {progress.corpus} crashes {progress.crashes}", flush=True)
-        proc.wait()
-    finally:
-        signal.signal(signal.SIGINT, old)
-    return progress, time.time() - start, interrupted
+                with open(p, "rb") as fh:
+                    h = hashlib.sha1(fh.read()).hexdigest()
+            except OSError:
+                continue
+            if h in hashes:
+                os.unlink(p)
+                dropped += 1
+        return dropped
+
+
+def zoo_bugs():
+    """The zoo's bug names (fuzzers/zoo.bzl), the values --define=slabfuzz_bug= takes."""
+    text = open(os.path.join(ROOT, "fuzzers", "zoo.bzl")).read()
+    block = text[text.index("ZOO_BUGS = ["):]
+    block = block[:block.index("]")]
+    return re.findall(r'"([A-Z0-9_]+)"', block)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints its usage too)
+        die(message + " (--help for usage)")
+
+
+def prepare_out(out):
+    """The output folder, made and checked writable before anything runs."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        die(f"--out {out}: exists and is not a folder")
+    for d in (out, os.path.join(out, "corpus"), os.path.join(out, "crashes", "raw")):
+        os.makedirs(d, exist_ok=True)
+    probe = os.path.join(out, ".writable")
+    with open(probe, "w") as f:
+        f.write("")
+    os.unlink(probe)
+
+
+def write_summary(out, a, c, elapsed):
+    titles, _ = c.triager.snapshot()
+    untriaged = len(c.triager.pending())
+    rate = c.progress.execs / max(elapsed, 1e-9)
+    how = []
+    if c.stop.signum is not None:
+        how.append("stopped by " + signal.Signals(c.stop.signum).name)
+    if c.restarts:
+        how.append(f"engine restarted {c.restarts} times after crashes")
+    lines = [f"target {a.target} engine {a.engine} ran {elapsed:.0f} s"
+             + (f" ({'; '.join(how)})" if how else ""),
+             f"executions {c.progress.execs} ({rate:.0f}/s) coverage {c.progress.cov} "
+             f"features {c.progress.ft} corpus {c.progress.corpus}",
+             f"crashes: {sum(titles.values()) + untriaged} inputs, {len(titles)} distinct titles"
+             + (f", {untriaged} not triaged (left in crashes/raw)" if untriaged else "")]
+    if c.every_input_crashes:
+        lines.append("every input crashes, the empty program too: nothing more to fuzz")
+    for t, n in sorted(titles.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {n:4d}  {t}")
+    summary = "\n".join(lines) + "\n"
+    tmp = os.path.join(out, "summary.txt.tmp")
+    with open(tmp, "w") as f:
+        f.write(summary)
+    os.replace(tmp, os.path.join(out, "summary.txt"))
+    return summary, bool(titles) or untriaged > 0
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    global STOP
+    stop = STOP = Stop()  # first: an engine must never inherit an ignored SIGINT
+    ap = Parser(description=__doc__.split("\n")[0])
     ap.add_argument("--target", default="kmalloc_obj_reserved_fuzz")
     ap.add_argument("--engine", default="libfuzzer", choices=["libfuzzer", "afl"])
     ap.add_argument("--duration", default="300",
-                    help="seconds to fuzz; 0 runs until stopped (Ctrl-C)")
+                    help="seconds to fuzz; 0 runs until stopped (Ctrl-C, SIGTERM, SIGHUP)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--max-len", type=int, default=16 + 8 * 128)
@@ -335,69 +672,59 @@ def main():
     a = ap.parse_args()
     if not re.fullmatch(r"\d+", a.duration):
         die("--duration takes a whole number of seconds (0: until stopped)")
-    duration = int(a.duration)
+    a.duration = int(a.duration)
     if a.jobs < 1:
         die("--jobs must be at least 1")
+    if a.engine == "afl" and a.jobs > 1:
+        die("--jobs > 1 is for libFuzzer (AFL++: one afl-fuzz; several campaigns share a corpus)")
     if a.keep_per_title < 1:
         die("--keep-per-title must be at least 1")
+    if a.max_len < 16:
+        die("--max-len must be at least 16 (a program's header)")
+    for d in a.define:
+        if d.startswith("slabfuzz_bug="):
+            bug = d.split("=", 1)[1]
+            if bug not in zoo_bugs():
+                die(f"--define slabfuzz_bug={bug}: no such zoo bug; known: {', '.join(zoo_bugs())}")
     if not os.path.isdir(os.path.join(ROOT, "corpora", a.target)) and a.binary is None:
         die(f"no such fuzzer '{a.target}' (see corpora/ and fuzzers/BUILD)")
-
     out = os.path.abspath(a.out or os.path.join(ROOT, "out", "fuzz", a.target))
+    try:
+        prepare_out(out)
+    except OSError as e:
+        die(f"--out {out}: {e.strerror}")
+    if a.binary and not (os.path.isfile(a.binary) and os.access(a.binary, os.X_OK)):
+        die(f"--binary {a.binary}: not an executable file")
     corpus = os.path.join(out, "corpus")
     raw = os.path.join(out, "crashes", "raw")
-    os.makedirs(raw, exist_ok=True)
 
     if a.binary:
         binary = os.path.abspath(a.binary)
-        bin_dir = None
     else:
         bin_dir = build(a.target, a.engine, a.define)
         binary = os.path.join(bin_dir, "fuzzers", a.target + "_bin")
-    if bin_dir:
         seed_corpus(bin_dir, a.target, corpus)
-    os.makedirs(corpus, exist_ok=True)
-    if not os.listdir(corpus):
-        # An empty corpus is allowed; libFuzzer starts from an empty input.
-        pass
-    dict_path = dict_beside(binary)
+    if stop.requested:
+        die("stopped before fuzzing began", code=0)
 
+    c = Campaign(a, binary, out, corpus, raw, dict_beside(binary), stop)
+    if a.engine == "afl":
+        info = bazel("info", "bazel-bin", capture=True)
+        c.mutator = os.path.join(info.stdout.strip(), "fuzzers", "libslabfuzz_afl_mutator.so")
     print(f"campaign: {a.target} with {a.engine} for "
-          f"{str(duration) + ' s' if duration else 'ever (Ctrl-C stops)'}; output in {out}",
-          flush=True)
-    with open(os.path.join(out, "engine.log"), "a") as log:
-        if a.engine == "libfuzzer":
-            progress, elapsed, interrupted = run_libfuzzer(
-                binary, corpus, raw, duration, a.jobs, dict_path, a.max_len, a.quiet, log)
-        else:
-            seeds = corpus if os.listdir(corpus) else None
-            if seeds is None:
-                seeds = os.path.join(out, "afl-seed")
-                os.makedirs(seeds, exist_ok=True)
-                open(os.path.join(seeds, "empty"), "wb").write(b"\0" * 16)
-            info = bazel("info", "bazel-bin", capture=True)
-            mutator = os.path.join(info.stdout.strip(), "fuzzers", "libslabfuzz_afl_mutator.so")
-            progress, elapsed, interrupted = run_afl(
-                binary, mutator, seeds, os.path.join(out, "afl"), duration, a.max_len, a.quiet,
-                log)
-            for p in glob.glob(os.path.join(out, "afl", "*", "crashes", "id:*")):
-                shutil.copy(p, os.path.join(raw, os.path.basename(p).replace(":", "_")))
-
-    titles = triage(binary, raw, os.path.join(out, "crashes"), a.keep_per_title)
-    lines = [f"target {a.target} engine {a.engine} ran {int(elapsed)} s"
-             + (" (interrupted)" if interrupted else ""),
-             f"executions {progress.execs} coverage {progress.cov} features {progress.ft} "
-             f"corpus {progress.corpus}",
-             f"crashes: {sum(titles.values())} inputs, {len(titles)} distinct titles"]
-    for t, n in sorted(titles.items(), key=lambda kv: -kv[1]):
-        lines.append(f"  {n:4d}  {t}")
-    summary = "\n".join(lines) + "\n"
-    with open(os.path.join(out, "summary.txt"), "w") as f:
-        f.write(summary)
+          f"{str(a.duration) + ' s' if a.duration else 'ever (Ctrl-C, SIGTERM or SIGHUP stops)'}"
+          f"; output in {out}", flush=True)
+    c.run()
+    elapsed = time.time() - c.start
+    summary, found = write_summary(out, a, c, elapsed)
     print("\n" + summary, end="")
-    print(f"campaign: reproducers and reports in {os.path.join(out, 'crashes')}")
-    sys.exit(1 if titles else 0)
+    print(f"campaign: reproducers and reports in {os.path.join(out, 'crashes')}; "
+          f"numbers every {Campaign.TICK} s in {os.path.join(out, 'stats.jsonl')}")
+    sys.exit(1 if found else 0)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except OSError as e:  # a full disk, a folder removed under the campaign
+        die(f"{e.filename or ''}: {e.strerror}" if e.filename else str(e))

@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
-"""campaign_test.py - ci/fuzz's triage on real crashes of the naive fuzz binary (the
-boot failure and the pageout deadlock): one folder per title (names that never
-collide), the title on line 1 of every report, at most K inputs kept per title with
-the rest counted, and minimized.txt beside them with the same title."""
+"""campaign_test.py - ci/fuzz (fuzzers/campaign.py) on the real binaries.
+
+Triage on real crashes of the naive fuzz binary (the boot failure and the pageout
+deadlock): one folder per title (names that never collide), the title on line 1 of
+every report, at most K inputs kept per title with the rest counted, and minimized.txt
+beside them with the same title. Stopping: a campaign started as a script's '&' job
+starts it (SIGINT ignored), fuzzing the real reserved target, ends on SIGTERM, SIGINT
+and SIGHUP with its summary written and no process left behind. Bad output folders:
+exit 2 and one line."""
 import os
 import shutil
+import signal
+import stat
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -17,6 +25,8 @@ BIN = os.path.join(os.environ.get("TEST_SRCDIR", ""), os.environ.get("TEST_WORKS
                    "fuzzers", "kmalloc_obj_naive_fuzz")
 COMPILE = os.path.join(os.path.dirname(BIN), "compile")
 REGRESSIONS = os.path.join(os.path.dirname(os.path.dirname(BIN)), "corpora", "regressions")
+FUZZ_BIN = os.path.join(os.path.dirname(BIN), "kmalloc_obj_reserved_fuzz_bin")
+CAMPAIGN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "campaign.py")
 
 
 def expect_line(path):
@@ -72,6 +82,139 @@ class Triage(unittest.TestCase):
             self.assertEqual(campaign.replay(BIN, minimized)[0], title)
             with open(minimized) as m:
                 self.assertEqual(m.readline().strip(), "# " + title)
+
+
+class Compile(unittest.TestCase):
+    def test_a_failed_compile_leaves_out_as_it_was(self):
+        with tempfile.TemporaryDirectory() as d:
+            bad, out = os.path.join(d, "bad.txt"), os.path.join(d, "out.bin")
+            with open(bad, "w") as f:
+                f.write("config backend=kmalloc_obj\ncpu0 no_such_operation\n")
+            with open(out, "wb") as f:
+                f.write(b"what was there")
+            r = subprocess.run([COMPILE, bad, out], stderr=subprocess.PIPE, text=True)
+            self.assertEqual(r.returncode, 2)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+            with open(out, "rb") as f:
+                self.assertEqual(f.read(), b"what was there")
+            self.assertEqual(sorted(os.listdir(d)), ["bad.txt", "out.bin"])
+
+
+def processes_naming(text):
+    """Live processes whose command line holds text (the campaign's output folder)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue  # a zombie holds nothing
+        except OSError:
+            continue
+        if text in cmd:
+            found.append((int(pid), cmd))
+    return found
+
+
+class Stopping(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+
+    def tearDown(self):
+        for pid, _ in processes_naming(self.dir):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.dir)
+
+    def start_in_background(self, out):
+        # As `ci/fuzz --duration=0 ... &` from a script: a shell starts a background job
+        # with SIGINT and SIGQUIT ignored.
+        def as_background_job():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+        return subprocess.Popen([sys.executable, CAMPAIGN, "--binary=" + FUZZ_BIN,
+                                 "--duration=0", "--out=" + out, "--quiet"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                preexec_fn=as_background_job)
+
+    def test_signals_stop_it_with_the_summary_written(self):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            with self.subTest(signal=sig.name):
+                out = os.path.join(self.dir, sig.name)
+                proc = self.start_in_background(out)
+                log = os.path.join(out, "engine.log")
+                for _ in range(600):  # the engine is fuzzing once it has said so
+                    if os.path.exists(log):
+                        with open(log, "rb") as f:
+                            if b"INITED" in f.read():
+                                break
+                    time.sleep(0.1)
+                self.assertTrue(processes_naming(out), "no engine running")
+                sent = time.monotonic()
+                proc.send_signal(sig)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    self.fail(f"still running 30 s after {sig.name}")
+                took = time.monotonic() - sent
+                self.assertLess(took, 3.0, f"{sig.name}: ended {took:.1f} s after it")
+                err = proc.stderr.read()
+                proc.stderr.close()
+                self.assertEqual(proc.returncode, 0, err)
+                with open(os.path.join(out, "summary.txt")) as f:
+                    self.assertIn(f"stopped by {sig.name}", f.readline())
+                self.assertEqual(processes_naming(out), [])
+
+    def run_campaign(self, *args):
+        return subprocess.run([sys.executable, CAMPAIGN, *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+
+    def assert_one_line_exit_2(self, r):
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertNotIn("Traceback", r.stderr)
+
+    def test_out_at_a_file(self):
+        path = os.path.join(self.dir, "a-file")
+        open(path, "w").close()
+        r = self.run_campaign("--binary=" + FUZZ_BIN, "--out=" + path)
+        self.assert_one_line_exit_2(r)
+        self.assertIn("not a folder", r.stderr)
+
+    def test_out_in_a_read_only_folder(self):
+        user = None
+        if os.geteuid() == 0:  # root writes anywhere: the campaign runs as nobody
+            if not os.path.exists("/usr/bin/python3"):
+                self.skipTest("no /usr/bin/python3 to run as nobody")
+            shared = tempfile.mkdtemp(dir="/tmp")
+            self.addCleanup(shutil.rmtree, shared)
+            os.chmod(shared, 0o755)
+            script = os.path.join(shared, "fuzzers", "campaign.py")
+            os.makedirs(os.path.dirname(script))
+            shutil.copy(CAMPAIGN, script)
+            os.chmod(os.path.dirname(script), 0o755)
+            os.chmod(script, 0o644)
+            ro = os.path.join(shared, "read-only")
+            user = 65534
+        else:
+            script = CAMPAIGN
+            ro = os.path.join(self.dir, "read-only")
+        os.mkdir(ro)
+        os.chmod(ro, stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP |
+                 stat.S_IROTH | stat.S_IXOTH)
+        self.addCleanup(os.chmod, ro, 0o755)
+        r = subprocess.run(["/usr/bin/python3" if user is not None else sys.executable,
+                            script, "--binary=/bin/true", "--out=" + os.path.join(ro, "out")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           user=user, timeout=60)
+        self.assert_one_line_exit_2(r)
+        self.assertIn("Permission denied", r.stderr)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 // compile_main.cc - turns programs between their forms:
 //   compile [--to-text] IN OUT   text (.txt) to binary, or with --to-text binary to text.
 //   compile --dict                the engines' dictionary (fuzzers/ops.h) on stdout.
-// Exit 2 with a message naming the line on a malformed text program.
+// Exit 2 with a message naming the line on a malformed text program (OUT untouched).
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -28,23 +28,24 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::ofstream out(out_path, std::ios::binary);
-  if (!out) {
-    fprintf(stderr, "compile: cannot write %s\n", out_path.c_str());
-    return 2;
-  }
+  std::string text, err;
   if (to_text_form) {
-    out << to_text(decode(std::span<const uint8_t>(
+    text = to_text(decode(std::span<const uint8_t>(
         reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())));
-    return 0;
+  } else {
+    auto p = parse_text(bytes, &err);
+    if (!p) {
+      fprintf(stderr, "compile: %s: %s\n", in_path.c_str(), err.c_str());
+      return 2;
+    }
+    std::vector<uint8_t> b = encode(*p);
+    text.assign(b.begin(), b.end());
   }
-  std::string err;
-  auto p = parse_text(bytes, &err);
-  if (!p) {
-    fprintf(stderr, "compile: %s: %s\n", in_path.c_str(), err.c_str());
+  // OUT is replaced only by a whole result: a program that does not parse leaves it as
+  // it was.
+  if (!write_atomically(out_path, text, &err)) {
+    fprintf(stderr, "compile: %s\n", err.c_str());
     return 2;
   }
-  std::vector<uint8_t> b = encode(*p);
-  out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-  return out ? 0 : 2;
+  return 0;
 }

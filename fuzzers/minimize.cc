@@ -148,23 +148,6 @@ class Minimizer {
   std::chrono::steady_clock::time_point start_;
 };
 
-bool write_atomically(const std::string& path, const std::string& text, std::string* err) {
-  std::string tmp = path + ".tmp";
-  FILE* f = fopen(tmp.c_str(), "w");
-  if (f == nullptr) {
-    *err = "cannot write " + tmp + ": " + strerror(errno);
-    return false;
-  }
-  bool ok = fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok &= fclose(f) == 0;
-  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
-    *err = "cannot write " + path + ": " + strerror(errno);
-    unlink(tmp.c_str());
-    return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 std::string run_title(const Program& p, const HarnessOptions& o, int hang_seconds) {

@@ -1,6 +1,8 @@
 // program.cc - decoding, encoding and the text form of programs (see program.h).
 #include "fuzzers/program.h"
 
+#include <unistd.h>
+
 #include <cctype>
 #include <cinttypes>
 #include <cstdio>
@@ -445,6 +447,24 @@ bool load_program(const std::string& path, Program* p, std::string* error) {
   } else {
     *p = decode(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()),
                                          bytes.size()));
+  }
+  return true;
+}
+
+bool write_atomically(const std::string& path, const std::string& text, std::string* err) {
+  // Beside it (rename() stays in one file system), and one per writer.
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  FILE* f = fopen(tmp.c_str(), "wb");
+  if (f == nullptr) {
+    *err = "cannot write " + path + ": " + strerror(errno);
+    return false;
+  }
+  bool ok = fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok &= fclose(f) == 0;
+  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+    *err = "cannot write " + path + ": " + strerror(errno);
+    unlink(tmp.c_str());
+    return false;
   }
   return true;
 }

@@ -107,6 +107,11 @@ std::string dictionary_text();
 // binary form. On error returns false and sets *error ("PATH: ...").
 bool load_program(const std::string& path, Program* p, std::string* error);
 
+// Writes text to path through a temporary file beside it and a rename: a reader never
+// sees a half-written file, and a failed write leaves what was at path untouched. On
+// error returns false and sets *error ("cannot write PATH: ...").
+bool write_atomically(const std::string& path, const std::string& text, std::string* error);
+
 }  // namespace slabfuzz
 
 #endif  // SLABFUZZ_FUZZERS_PROGRAM_H_

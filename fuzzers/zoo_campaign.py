@@ -33,11 +33,7 @@ ROOT = campaign.ROOT
 TARGET = "kmalloc_obj_reserved_fuzz"
 
 
-def zoo_bugs():
-    text = open(os.path.join(ROOT, "fuzzers", "zoo.bzl")).read()
-    block = text[text.index("ZOO_BUGS = ["):]
-    block = block[:block.index("]")]
-    return re.findall(r'"([A-Z0-9_]+)"', block)
+zoo_bugs = campaign.zoo_bugs
 
 
 def bazel_out(config, bug, targets):
