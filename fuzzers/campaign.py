@@ -3,7 +3,7 @@
 
     fuzzers/campaign.py [--target=NAME] [--engine=libfuzzer|afl] [--duration=SECONDS]
                         [--out=DIR] [--jobs=N] [--define=K=V ...] [--keep-per-title=K]
-                        [--binary=BIN] [--max-len=N] [--quiet]
+                        [--binary=BIN] [--max-len=N] [--prune | --no-prune] [--quiet]
 
 Builds the target's fuzz binary, seeds the corpus from corpora/NAME/ (text programs are
 compiled to binary), fuzzes for --duration seconds (0: until stopped), prints the
@@ -16,6 +16,9 @@ crash as it loads leave the corpus, and when even the empty program crashes the
 campaign says so and stops. --jobs=N > 1 uses libFuzzer's fork mode. Triage runs
 beside the engine: every crash is replayed and filed as it appears, and the first
 input of each new title is minimized.
+
+When it ends (not when stopped) the corpus is pruned to a subset with the same
+coverage (libFuzzer's -merge=1; --no-prune keeps it whole); --prune only prunes.
 
 Executions are counted by the target itself (SLABFUZZ_EXEC_COUNTER, fuzz_target.cc),
 coverage, features and corpus size come from the engine; the same numbers go to the
@@ -600,6 +603,33 @@ class Campaign:
         return dropped
 
 
+def prune(binary, corpus, max_len, stop, raw):
+    """Reduces the corpus to a subset with the same coverage and features (libFuzzer's
+    -merge=1 into a new folder, which then replaces the old one; a stop or a failure
+    leaves the old one). Returns (before, after) sizes, or None if it did not finish."""
+    before = len(os.listdir(corpus))
+    new = corpus + ".pruned"
+    shutil.rmtree(new, ignore_errors=True)
+    os.makedirs(new)
+    proc = subprocess.Popen([binary, "-merge=1", "-max_len=%d" % max_len, "-timeout=30",
+                             "-artifact_prefix=" + raw + "/", new, corpus],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    stop.groups.add(proc.pid)
+    while proc.poll() is None and not stop.requested:
+        time.sleep(0.1)
+    end_group(proc, stop, grace=1.0)
+    if stop.requested or proc.returncode != 0 or (before and not os.listdir(new)):
+        shutil.rmtree(new, ignore_errors=True)
+        return None
+    old = corpus + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(corpus, old)
+    os.rename(new, corpus)
+    shutil.rmtree(old, ignore_errors=True)
+    return before, len(os.listdir(corpus))
+
+
 def zoo_bugs():
     """The zoo's bug names (fuzzers/zoo.bzl), the values --define=slabfuzz_bug= takes."""
     text = open(os.path.join(ROOT, "fuzzers", "zoo.bzl")).read()
@@ -625,7 +655,7 @@ def prepare_out(out):
     os.unlink(probe)
 
 
-def write_summary(out, a, c, elapsed):
+def write_summary(out, a, c, elapsed, pruned=None):
     titles, _ = c.triager.snapshot()
     untriaged = len(c.triager.pending())
     rate = c.progress.execs / max(elapsed, 1e-9)
@@ -640,6 +670,8 @@ def write_summary(out, a, c, elapsed):
              f"features {c.progress.ft} corpus {c.progress.corpus}",
              f"crashes: {sum(titles.values()) + untriaged} inputs, {len(titles)} distinct titles"
              + (f", {untriaged} not triaged (left in crashes/raw)" if untriaged else "")]
+    if pruned:
+        lines.append(f"corpus pruned from {pruned[0]} to {pruned[1]} inputs (same coverage)")
     if c.every_input_crashes:
         lines.append("every input crashes, the empty program too: nothing more to fuzz")
     for t, n in sorted(titles.items(), key=lambda kv: -kv[1]):
@@ -668,6 +700,10 @@ def main():
     ap.add_argument("--binary", default=None, help="use this fuzz binary; do not build")
     ap.add_argument("--keep-per-title", type=int, default=KEEP_PER_TITLE,
                     help="inputs kept in each crash folder (the rest are counted)")
+    ap.add_argument("--prune", action="store_true",
+                    help="only prune the output folder's corpus (libFuzzer -merge=1), no fuzzing")
+    ap.add_argument("--no-prune", action="store_true",
+                    help="do not prune the corpus when the campaign ends")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args()
     if not re.fullmatch(r"\d+", a.duration):
@@ -706,6 +742,14 @@ def main():
         seed_corpus(bin_dir, a.target, corpus)
     if stop.requested:
         die("stopped before fuzzing began", code=0)
+    if a.prune:
+        if a.engine != "libfuzzer":
+            die("--prune runs libFuzzer's merge: it takes --engine=libfuzzer")
+        r = prune(binary, corpus, a.max_len, stop, raw)
+        if r is None:
+            die("prune did not finish; the corpus is as it was")
+        print(f"campaign: corpus pruned from {r[0]} to {r[1]} inputs (same coverage)")
+        sys.exit(0)
 
     c = Campaign(a, binary, out, corpus, raw, dict_beside(binary), stop)
     if a.engine == "afl":
@@ -717,6 +761,11 @@ def main():
     c.run()
     elapsed = time.time() - c.start
     summary, found = write_summary(out, a, c, elapsed)
+    if a.engine == "libfuzzer" and not a.no_prune and not stop.requested:
+        r = prune(binary, corpus, a.max_len, stop, raw)
+        if r is not None:
+            c.progress.corpus = r[1]
+            summary, found = write_summary(out, a, c, elapsed, pruned=r)
     print("\n" + summary, end="")
     print(f"campaign: reproducers and reports in {os.path.join(out, 'crashes')}; "
           f"numbers every {Campaign.TICK} s in {os.path.join(out, 'stats.jsonl')}")
