@@ -4,13 +4,14 @@
 #
 # Everything comes from Debian's packages: Bazel 4.2 (bazel-bootstrap) and its
 # platforms, clang 14 with the sanitizer and libFuzzer runtimes, AFL++, GoogleTest
-# sources, Google Benchmark, and the peer allocators for the benchmarks.
+# sources, Google Benchmark, the peer allocators for the benchmarks, and Chromium
+# (headless) for the dashboard's browser test.
 
 SLABFUZZ_PACKAGES=(
   bazel-bootstrap bazel-platforms clang libclang-rt-14-dev llvm
   afl++ googletest libgtest-dev libbenchmark-dev
   libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev
-  python3 git
+  python3 git chromium
 )
 
 slabfuzz_setup() {

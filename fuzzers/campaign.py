@@ -3,7 +3,8 @@
 
     fuzzers/campaign.py [--target=NAME] [--engine=libfuzzer|afl] [--duration=SECONDS]
                         [--out=DIR] [--jobs=N] [--define=K=V ...] [--keep-per-title=K]
-                        [--binary=BIN] [--max-len=N] [--prune | --no-prune] [--quiet]
+                        [--binary=BIN] [--max-len=N] [--prune | --no-prune]
+                        [--http=HOST:PORT] [--report] [--quiet]
 
 Builds the target's fuzz binary, seeds the corpus from corpora/NAME/ (text programs are
 compiled to binary), fuzzes for --duration seconds (0: until stopped), prints the
@@ -28,16 +29,22 @@ SIGINT, SIGTERM and SIGHUP stop it within a few seconds wherever it was started 
 terminal, a script's background job, a service manager): the engine and every child
 are ended, the summary is written, the corpus and crashes stay.
 
+--http=HOST:PORT serves a live dashboard (fuzzers/dashboard.py: the numbers, plots over
+time, the crash table with the minimized reproducers); every campaign also leaves it
+as dashboard.html, and --report only writes that page for an output folder.
+
 Everything lives in the output folder (default out/fuzz/NAME), which survives the
 crash of a target and a stop:
     corpus/              the grown corpus (binary programs)
     crashes/raw/         crashing inputs not triaged yet (the engine's files)
     crashes/<title>/     one folder per distinct title: up to --keep-per-title
                          reproducers with their reports (the title on line 1), TITLE,
-                         and minimized.txt (the first one minimized, same title)
+                         seen.json (count, first and last seen) and minimized.txt
+                         (the first one minimized, same title)
     stats.jsonl          every 5 s: time, execs, execs_per_sec (over the last 5 s),
                          edges, features, corpus, crashes, titles, restarts
     summary.txt          the last summary
+    dashboard.html       the dashboard, as the campaign ended (dashboard.url: the live one)
     engine.log           the engine's own output
 Exit status: 0 if nothing was found, 1 if a crash was found, 2 on bad usage, an I/O
 problem or a failed build (one line on standard error).
@@ -57,6 +64,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dashboard  # noqa: E402  (this directory: the campaign's page)
 
 
 def dict_beside(binary):
@@ -385,6 +394,16 @@ class Triager(threading.Thread):
         with self.lock:
             self.titles[title] = self.titles.get(title, 0) + 1
             self.latest = title
+        seen = os.path.join(d, "seen.json")
+        try:
+            with open(seen) as f:
+                rec = json.load(f)
+        except (OSError, ValueError):
+            rec = {"title": title, "count": 0, "first": time.time()}
+        rec.update(count=rec.get("count", 0) + 1, last=time.time())
+        with open(seen + ".tmp", "w") as f:
+            json.dump(rec, f)
+        os.replace(seen + ".tmp", seen)  # the dashboard's count, over every campaign here
         if os.path.dirname(os.path.abspath(path)) == os.path.abspath(self.raw):
             try:
                 os.unlink(path)  # filed (or counted): raw/ holds what is not triaged
@@ -429,7 +448,7 @@ class Campaign:
     """One campaign: the engine run and supervised, the numbers every 5 s, triage
     beside it."""
 
-    TICK = 5
+    TICK = 5  # seconds between two records of the numbers (--stats-every)
 
     def __init__(self, a, binary, out, corpus, raw, dict_path, stop):
         self.a, self.binary, self.out, self.corpus, self.raw = a, binary, out, corpus, raw
@@ -447,6 +466,7 @@ class Campaign:
         self.restarts = 0
         self.every_input_crashes = False
         self.deadline = self.start + a.duration if a.duration else None
+        Campaign.TICK = a.stats_every
 
     def tick(self, final=False):
         now = time.time()
@@ -704,6 +724,11 @@ def main():
                     help="only prune the output folder's corpus (libFuzzer -merge=1), no fuzzing")
     ap.add_argument("--no-prune", action="store_true",
                     help="do not prune the corpus when the campaign ends")
+    ap.add_argument("--http", default=None, metavar="HOST:PORT",
+                    help="serve the live dashboard there (port 0: any free port)")
+    ap.add_argument("--report", action="store_true",
+                    help="only write the output folder's dashboard.html, no fuzzing")
+    ap.add_argument("--stats-every", type=float, default=5.0, help=argparse.SUPPRESS)
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args()
     if not re.fullmatch(r"\d+", a.duration):
@@ -715,6 +740,14 @@ def main():
         die("--jobs > 1 is for libFuzzer (AFL++: one afl-fuzz; several campaigns share a corpus)")
     if a.keep_per_title < 1:
         die("--keep-per-title must be at least 1")
+    if not 0.1 <= a.stats_every <= 3600:
+        die("--stats-every takes 0.1 to 3600 seconds")
+    http_at = None
+    if a.http is not None:
+        m = re.fullmatch(r"([\w.:-]*):(\d{1,5})", a.http)
+        if not m or int(m.group(2)) > 65535:
+            die(f"--http {a.http}: HOST:PORT, e.g. 127.0.0.1:8080")
+        http_at = (m.group(1) or "127.0.0.1", int(m.group(2)))
     if a.max_len < 16:
         die("--max-len must be at least 16 (a program's header)")
     for d in a.define:
@@ -722,15 +755,35 @@ def main():
             bug = d.split("=", 1)[1]
             if bug not in zoo_bugs():
                 die(f"--define slabfuzz_bug={bug}: no such zoo bug; known: {', '.join(zoo_bugs())}")
-    if not os.path.isdir(os.path.join(ROOT, "corpora", a.target)) and a.binary is None:
+    if a.binary and a.target == ap.get_default("target"):
+        # Named after its binary (NAME_bin, or the zoo's copies): the summary says which.
+        base = os.path.basename(a.binary)
+        if base.endswith("_bin") and os.path.isdir(os.path.join(ROOT, "corpora", base[:-4])):
+            a.target = base[:-4]
+    if not os.path.isdir(os.path.join(ROOT, "corpora", a.target)) and a.binary is None \
+            and not a.report:
         die(f"no such fuzzer '{a.target}' (see corpora/ and fuzzers/BUILD)")
     out = os.path.abspath(a.out or os.path.join(ROOT, "out", "fuzz", a.target))
+    if a.report:
+        if not os.path.isdir(out):
+            die(f"--report: no campaign output folder at {out}")
+        print(f"campaign: dashboard written to {dashboard.write_report(out)}")
+        sys.exit(0)
     try:
         prepare_out(out)
     except OSError as e:
         die(f"--out {out}: {e.strerror}")
     if a.binary and not (os.path.isfile(a.binary) and os.access(a.binary, os.X_OK)):
         die(f"--binary {a.binary}: not an executable file")
+    if http_at:
+        try:
+            server = dashboard.serve(out, *http_at)
+        except OSError as e:
+            die(f"--http {a.http}: {e.strerror}")
+        url = f"http://{http_at[0]}:{server.server_address[1]}/"
+        with open(os.path.join(out, "dashboard.url"), "w") as f:
+            f.write(url + "\n")
+        print(f"campaign: dashboard at {url}", flush=True)
     corpus = os.path.join(out, "corpus")
     raw = os.path.join(out, "crashes", "raw")
 
@@ -766,6 +819,7 @@ def main():
         if r is not None:
             c.progress.corpus = r[1]
             summary, found = write_summary(out, a, c, elapsed, pruned=r)
+    dashboard.write_report(out)
     print("\n" + summary, end="")
     print(f"campaign: reproducers and reports in {os.path.join(out, 'crashes')}; "
           f"numbers every {Campaign.TICK} s in {os.path.join(out, 'stats.jsonl')}")

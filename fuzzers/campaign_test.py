@@ -198,6 +198,8 @@ class Stopping(unittest.TestCase):
             script = os.path.join(shared, "fuzzers", "campaign.py")
             os.makedirs(os.path.dirname(script))
             shutil.copy(CAMPAIGN, script)
+            shutil.copy(os.path.join(os.path.dirname(CAMPAIGN), "dashboard.py"),
+                        os.path.dirname(script))
             os.chmod(os.path.dirname(script), 0o755)
             os.chmod(script, 0o644)
             ro = os.path.join(shared, "read-only")
