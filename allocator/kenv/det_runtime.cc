@@ -163,6 +163,7 @@ struct DetThreadState {
   int64_t prio = 0;
   uint64_t seq = 0;
   uint64_t yielded_at = UINT64_MAX;  // epoch of its last busy-wait
+  uint64_t spun_at = 0;              // step of its last busy-wait
   int preempt_in = 0;  // > 0: preempted at the preemption point this count runs out
   int preempt_then = 0;  // > 0: ... or this many shared accesses after that point
   int preempt_access_in = 0;  // > 0: preempted at the shared access this count runs out
@@ -369,7 +370,7 @@ class Runtime::Impl {
   // preemption point (rt_spinwait) come last, so that whoever they wait for runs.
   DetThread* pick() const {
     DetThread* best = pick_among(true);
-    return best != nullptr ? best : pick_among(false);
+    return best != nullptr ? best : longest_spinner(nullptr);
   }
 
   // For a busy-waiting thread: the best eligible thread but `self`, one that has not
@@ -378,13 +379,25 @@ class Runtime::Impl {
   // (the other may have been switched out at an access, mid-way between its own
   // busy-waits, with no preemption point since).
   DetThread* pick_other(const DetThread* self) const {
-    DetThread* spinner = nullptr;
     for (DetThread* t : order) {
       if (t == self || !eligible(t)) continue;
       if (t->yielded_at != epoch) return t;
-      if (spinner == nullptr) spinner = t;
     }
-    return spinner;
+    return longest_spinner(self);
+  }
+
+  // When every eligible thread is busy-waiting: the one that has waited longest since it
+  // last looked. Not the highest-priority one: two spinners would hand the CPU to each
+  // other for ever while a third, of lower priority, held the ticket both wait for (the
+  // free ring's xindex: three CPUs flushing magazines into one slab; ci/fuzz found it on
+  // the correct allocator as 'livelock: busy-wait did not end').
+  DetThread* longest_spinner(const DetThread* self) const {
+    DetThread* best = nullptr;
+    for (DetThread* t : order) {
+      if (t == self || !eligible(t)) continue;
+      if (best == nullptr || t->spun_at < best->spun_at) best = t;
+    }
+    return best;
   }
 
   DetThread* pick_among(bool skip_spinners) const {
@@ -907,6 +920,7 @@ void rt_spinwait() {
   }
   rt->update_pin(t);
   t->yielded_at = rt->epoch;
+  t->spun_at = rt->steps;
   DetThread* other = rt->pick_other(t);
   if (other == nullptr || other == t) return;
   rt->next_pick = other;

@@ -5,6 +5,7 @@
 // code (access_probe), their alias pairs, and unwinding a thread switched at one.
 #include <algorithm>
 #include <mutex>
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -338,6 +339,36 @@ TEST(DetRuntime, CritExitWithoutEnterIsDetected) {
   Outcome o = rt.run();
   EXPECT_EQ(o.kind, Outcome::kPanic);
   EXPECT_NE(o.title.find("crit_exit: not in a critical section"), std::string::npos);
+}
+
+// A ticket wait, as kmalloc_obj's free ring publishes (take a ticket, wait until the
+// tickets before it are published, publish): CPUs in critical sections, each switched
+// out between taking its ticket and waiting. Whoever holds the next ticket must get to
+// run, also when it has the lowest priority and every other thread is a spinner.
+TEST(DetRuntime, SpinnersLetTheHolderOfTheNextTicketRun) {
+  for (uint64_t seed = 0; seed < 60; seed++) {
+    RuntimeConfig c = Config(3, seed);
+    c.max_steps = 20000;
+    Runtime rt(c);
+    std::atomic<int> next{0}, published{0};
+    for (int cpu = 0; cpu < 3; cpu++)
+      rt.spawn(cpu, "cpu" + std::to_string(cpu), [&] {
+        // As a magazine flush: ticket after ticket in one critical section, switched
+        // out only once, after the first (and in the waits).
+        crit_enter();
+        int ticket = next.fetch_add(1);
+        preempt_point();
+        for (int k = 0; k < 4; k++) {
+          while (published.load() != ticket) cpu_spinwait();
+          published.store(ticket + 1);
+          if (k < 3) ticket = next.fetch_add(1);
+        }
+        crit_exit();
+      });
+    Outcome o = rt.run();
+    ASSERT_TRUE(o.ok()) << "seed " << seed << ": " << o.title;
+    EXPECT_EQ(published.load(), 12);
+  }
 }
 
 TEST(DetRuntime, LivelockIsBounded) {
