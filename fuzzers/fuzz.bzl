@@ -41,7 +41,7 @@ def slabfuzz_fuzzer(name, defines = [], dict = None):
         size = "small",
         srcs = ["replay_main.cc"],
         local_defines = defines,
-        args = ["corpora/" + name],
+        args = ["--twice", "corpora/" + name],
         data = ["//corpora:" + name],
         tags = ["fuzz-test"],
         # Linked like the fuzz binaries (static: kenv's thread-local curthread costs a

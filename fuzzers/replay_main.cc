@@ -1,7 +1,11 @@
 // replay_main.cc - runs programs without a fuzzing engine: the replay test of a
 // fuzzer's corpus, and the way to reproduce or read a crash in any configuration.
 //
-//   replay [--print] [--expect-crash=TITLE] FILE_OR_DIR...
+//   replay [--print] [--expect-crash=TITLE] [--twice] FILE_OR_DIR...
+//                                     --twice: then every program again, in reverse
+//                                     order, and each must run exactly as the first
+//                                     time (what ran before it in the process must
+//                                     not matter: ending, steps, shared accesses)
 //   replay --minimize CRASH [--out FILE] [--max-seconds S]
 //                                     the smallest program with CRASH's title (minimize.h)
 //   replay --random=N [--seed=S]      N random byte strings (up to 64 operations)
@@ -62,6 +66,7 @@ void collect(const std::string& path, std::vector<std::string>* files) {
 int main(int argc, char** argv) {
   if (wants_minimize(argc, argv)) return minimize_main(argc, argv, target_config());
   bool print = false;
+  bool twice = false;
   std::string expect;
   long random_n = 0;
   long bench_n = 0;
@@ -72,6 +77,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--print") print = true;
+    else if (a == "--twice") twice = true;
     else if (a.rfind("--expect-crash=", 0) == 0) expect = a.substr(15);
     else if (a.rfind("--random=", 0) == 0) random_n = atol(a.c_str() + 9);
     else if (a.rfind("--bench=", 0) == 0) bench_n = atol(a.c_str() + 8);
@@ -79,7 +85,7 @@ int main(int argc, char** argv) {
     else if (a == "--bench-no-clock") bench_no_clock = true;
     else if (a.rfind("--seed=", 0) == 0) random_seed = strtoull(a.c_str() + 7, nullptr, 0);
     else if (a == "-h" || a == "--help") {
-      printf("usage: %s [--print] [--expect-crash=TITLE] FILE_OR_DIR...\n", argv[0]);
+      printf("usage: %s [--print] [--expect-crash=TITLE] [--twice] FILE_OR_DIR...\n", argv[0]);
       return 0;
     } else if (a.rfind("--", 0) == 0) {
       fprintf(stderr, "replay: unknown option %s\n", a.c_str());
@@ -164,6 +170,13 @@ int main(int argc, char** argv) {
   HarnessOptions o;
   o.target = target_config();
   int ran = 0;
+  // What each run was, for --twice: its ending, steps and shared accesses.
+  auto summary = [](const RunResult& r) {
+    return (r.ok ? std::string("ok") : r.title) + ", " + std::to_string(r.steps) + " steps, " +
+           std::to_string(r.accesses) + " shared accesses, " + std::to_string(r.alias_pairs) +
+           " alias pairs";
+  };
+  std::vector<std::string> first;
   for (const std::string& f : files) {
     Program p;
     std::string err;
@@ -173,6 +186,7 @@ int main(int argc, char** argv) {
     }
     if (print) printf("# %s\n%s", f.c_str(), to_text(effective_program(p, o.target)).c_str());
     RunResult r = run_program(p, o);
+    if (twice) first.push_back(summary(r));
     ran++;
     if (!expect.empty()) {
       if (r.ok || r.title != expect) {
@@ -190,6 +204,25 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  printf("replay: %d programs on %s: %d passed, 0 failed\n", ran, target_name(), ran);
+  if (twice) {
+    for (size_t i = files.size(); i-- > 0;) {
+      Program p;
+      std::string err;
+      if (!load_program(files[i], &p, &err)) {
+        fprintf(stderr, "replay: %s\n", err.c_str());
+        return 2;
+      }
+      std::string again = summary(run_program(p, o));
+      if (again != first[i]) {
+        fprintf(stderr,
+                "replay: %s ran differently after other programs of the process\n"
+                "  first:  %s\n  again:  %s\n",
+                files[i].c_str(), first[i].c_str(), again.c_str());
+        return 1;
+      }
+    }
+  }
+  printf("replay: %d programs on %s: %d passed, 0 failed%s\n", ran, target_name(), ran,
+         twice ? ", each the same run again in reverse order" : "");
   return 0;
 }

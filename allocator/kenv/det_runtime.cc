@@ -1038,6 +1038,7 @@ __attribute__((always_inline)) inline void on_access(const void* p, bool store,
   if (a - t->stack_lo < t->stack_bytes) return;
   if (a - reinterpret_cast<uintptr_t>(&t->td) < sizeof(thread)) return;
   if (p == &curthread_tls) return;
+  if (t->td.td_nocount != 0) return;  // the simulation's bookkeeping (kenv::uncounted)
   g_impl->access(t, a, store, site);
 }
 }  // namespace

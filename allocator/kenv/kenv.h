@@ -26,6 +26,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <new>
+#include <utility>
 
 /* SLABFUZZ_HAVE_ASAN: the process runs under ASan, so that its interface (poisoning,
  * fiber switches, region queries) works, whether or not this file is instrumented
@@ -78,6 +80,7 @@ struct thread {
 	int td_idle;		/* a daemon in its idle wait (tsleep_idle) */
 	int td_stop;		/* the run is over: a daemon should return (kthread_should_stop) */
 	int td_hostlock;	/* host locks held (host_lock_guard): no switch meanwhile */
+	int td_nocount;		/* > 0: in the simulation's own bookkeeping (uncounted) */
 	const char *td_name;
 	const char *td_wmesg;	/* what it waits for, while it waits */
 	const void *td_wchan;
@@ -220,6 +223,63 @@ inline void spin_unlock(spinlock *spin)
 	rt_spin_released(spin);
 	--td->td_spincount;
 	crit_exit();
+}
+
+/* ---- the simulation's bookkeeping inside kernel code ---------------------------- */
+
+/*
+ * A scope of host bookkeeping in code built with the access callbacks (a registry the
+ * reset walks, a verification map): its loads and stores are not the kernel's and are
+ * not counted as shared accesses, so they neither place switch points nor feed
+ * interleaving coverage. Needed for more than KENV_NO_COVERAGE gives: the containers'
+ * out-of-line code (a vector's reallocation, a hash map's nodes) is instrumented where
+ * it is instantiated, and what it touches depends on the host heap and on what earlier
+ * runs of the process left there, not on the program.
+ */
+class uncounted {
+public:
+	uncounted() : td_(curthread_tls)
+	{
+		if (td_ != nullptr)
+			td_->td_nocount++;
+	}
+	~uncounted()
+	{
+		if (td_ != nullptr)
+			td_->td_nocount--;
+	}
+	uncounted(const uncounted &) = delete;
+	uncounted &operator=(const uncounted &) = delete;
+
+private:
+	thread *td_;
+};
+
+/*
+ * Host memory for kernel structures the allocators keep outside the page source (zalloc's
+ * chunk descriptors and zinit()'s zones, kmalloc's large-allocation descriptors,
+ * objcache's caches and magazines): recycled, per size, last freed first, and never
+ * given back to the host heap. So a structure made during a run reuses only what this
+ * run freed, in the order it freed it, never memory the host heap hands out after some
+ * earlier run's history; what counts as a shared access (memory stored during the run)
+ * depends on the program alone. Thread-safe; under ASan a freed block stays poisoned.
+ */
+void *host_obj_alloc(size_t size);
+void host_obj_free(void *p, size_t size);
+
+template <class T, class... Args>
+T *host_new(Args &&...args)
+{
+	return new (host_obj_alloc(sizeof(T))) T(std::forward<Args>(args)...);
+}
+
+template <class T>
+void host_delete(T *p)
+{
+	if (p == nullptr)
+		return;
+	p->~T();
+	host_obj_free(p, sizeof(T));
 }
 
 /* ---- host locks --------------------------------------------------------------------- */

@@ -8,11 +8,18 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "allocator/kenv/kenv.h"
 #include "allocator/kenv/kenv_internal.h"
 #include "allocator/kenv/runtime.h"
+
+#ifdef SLABFUZZ_HAVE_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 namespace kenv {
 
@@ -135,6 +142,48 @@ void check_failed(const char* check, const char* fmt, ...) {
   vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
   rt_panic(stable_title(check, buf), buf);
+}
+
+// ---- recycled host memory for kernel structures (host_obj_alloc) ----
+
+namespace {
+std::mutex g_host_obj_mtx;
+// Per size: the blocks freed, last freed last. Never shrunk: bounded by the most
+// structures of a size alive at once.
+std::vector<std::pair<size_t, std::vector<void*>>> g_host_obj_free;
+
+std::vector<void*>& host_obj_list(size_t size) {
+  for (auto& [sz, list] : g_host_obj_free)
+    if (sz == size) return list;
+  g_host_obj_free.emplace_back(size, std::vector<void*>());
+  return g_host_obj_free.back().second;
+}
+}  // namespace
+
+KENV_NO_COVERAGE void* host_obj_alloc(size_t size) {
+  void* p = nullptr;
+  {
+    std::lock_guard<std::mutex> g(g_host_obj_mtx);
+    std::vector<void*>& list = host_obj_list(size);
+    if (!list.empty()) {
+      p = list.back();
+      list.pop_back();
+    }
+  }
+  if (p == nullptr) return ::operator new(size);
+#ifdef SLABFUZZ_HAVE_ASAN
+  __asan_unpoison_memory_region(p, size);
+#endif
+  return p;
+}
+
+KENV_NO_COVERAGE void host_obj_free(void* p, size_t size) {
+  if (p == nullptr) return;
+#ifdef SLABFUZZ_HAVE_ASAN
+  __asan_poison_memory_region(p, size);
+#endif
+  std::lock_guard<std::mutex> g(g_host_obj_mtx);
+  host_obj_list(size).push_back(p);
 }
 
 }  // namespace kenv

@@ -104,7 +104,8 @@ void *kmalloc_large(size_t size, malloc_type *type, int flags)
 					 canwait, type->ks_shortdesc);
 	if (mem == nullptr)
 		return nullptr;
-	auto *d = new kmlarge{{kenv::PM_KMALLOC_LARGE}, mem, npages, type, nullptr, nullptr};
+	auto *d = kenv::host_new<kmlarge>(
+		kmlarge{{kenv::PM_KMALLOC_LARGE}, mem, npages, type, nullptr, nullptr});
 	if (!kenv::pagemap_set(mem, kenv::PAGE_SIZE, &d->pm))
 		panic("kmalloc: %s: page %p already owned", type->ks_shortdesc, mem);
 	large_link(d);
@@ -207,7 +208,7 @@ void kfree(void *ptr, struct malloc_type *type)
 		size_t npages = d->npages;
 		kenv::pagemap_clear(ptr, kenv::PAGE_SIZE);
 		large_unlink(d);
-		delete d;
+		kenv::host_delete(d);
 		account(type, -static_cast<int64_t>(npages * kenv::PAGE_SIZE), -1, false);
 		kenv::vm_chunk_free(ptr, npages);
 		return;
@@ -250,7 +251,7 @@ void kmalloc_reset(void)
 		kmlarge *d = g_large;
 		g_large = d->next;
 		kenv::pagemap_clear(d->base, kenv::PAGE_SIZE);
-		delete d;
+		kenv::host_delete(d);
 	}
 	for (kmalloc_zone *&z : g_class)
 		z = nullptr;

@@ -75,18 +75,24 @@ const kmalloc_vm_hooks *kmo_hooks = nullptr;
 kenv::spinlock kmo_zones_spin;
 struct kmalloc_zone *kmo_zones = nullptr;
 
-/* Zone descriptors are recycled, as a kernel's would come from a table of its own: a
- * destroyed zone's descriptor serves the next kmalloc_create_obj(), so that creating
- * and destroying zones (fuzzers do, thousands of times a second) costs no host
- * allocation. A recycled descriptor is poisoned for ASan but for its link, so that a
- * use after kmalloc_destroy_obj() is caught. Both under kmo_zones_spin (or before any
+/* Zone descriptors come from a table of their own, as a kernel's would: a static array,
+ * handed out in order, a destroyed zone's descriptor serving the next
+ * kmalloc_create_obj() (so creating and destroying zones, which fuzzers do thousands of
+ * times a second, costs no host allocation). A recycled descriptor is poisoned for ASan
+ * but for its link, so that a use after kmalloc_destroy_obj() is caught. A new kernel
+ * (kmalloc_obj_reset) starts the table afresh: the same program gets the same
+ * descriptors whatever ran before it in the process (descriptors from the host heap
+ * were host-heap memory another object of the same run may have used, and that
+ * decided which accesses counted as shared). Both under kmo_zones_spin (or before any
  * kernel thread exists). */
 static_assert(std::is_trivially_destructible_v<kmalloc_zone>);
+constexpr size_t KMO_MAX_ZONES = 256;
+/* Raw storage (zero pages until used): each descriptor is constructed when handed out. */
+alignas(kmalloc_zone) unsigned char kmo_zone_mem[KMO_MAX_ZONES * sizeof(kmalloc_zone)];
+kmalloc_zone *const kmo_zone_pool = reinterpret_cast<kmalloc_zone *>(kmo_zone_mem);
+size_t kmo_pool_next = 0;	/* descriptors from here on were not handed out since reset */
+size_t kmo_pool_high = 0;	/* ... nor ever, from here on */
 struct kmalloc_zone *kmo_zones_free = nullptr;
-/* Every descriptor ever made, the table itself: a new kernel (kmalloc_obj_reset) puts
- * them all on the free list, so that one a run abandoned between the two lists (taken
- * from the free list, not yet on the zone list) is not lost. */
-std::vector<kmalloc_zone *> kmo_zone_table;
 
 void kmo_zone_recycle(kmalloc_zone *zone)
 {
@@ -103,19 +109,16 @@ kmalloc_zone *kmo_zone_new()
 	if (kthread)
 		spin_lock(&kmo_zones_spin);
 	kmalloc_zone *zone = kmo_zones_free;
-	if (zone != nullptr)
+	if (zone != nullptr) {
 		kmo_zones_free = zone->next_zone;
+	} else if (kmo_pool_next < KMO_MAX_ZONES) {
+		zone = &kmo_zone_pool[kmo_pool_next++];
+		kmo_pool_high = std::max(kmo_pool_high, kmo_pool_next);
+	}
 	if (kthread)
 		spin_unlock(&kmo_zones_spin);
-	if (zone == nullptr) {
-		zone = new kmalloc_zone();
-		if (kthread)
-			spin_lock(&kmo_zones_spin);
-		kmo_zone_table.push_back(zone);
-		if (kthread)
-			spin_unlock(&kmo_zones_spin);
-		return zone;
-	}
+	if (zone == nullptr)
+		panic("kmalloc_create_obj: the zone table is full (%zu zones)", KMO_MAX_ZONES);
 	KMO_UNPOISON(zone, sizeof(*zone));
 	return new (zone) kmalloc_zone();
 }
@@ -123,6 +126,17 @@ kmalloc_zone *kmo_zone_new()
 kenv::spinlock kmo_tab_spin;
 std::atomic<size_t> kmo_tab_live{0};
 std::vector<size_t> kmo_tab_touched;	/* slots ever written, for kmalloc_obj_reset() */
+
+/* The simulation's own bookkeeping (what kmalloc_obj_reset() walks), not kernel state:
+ * kept out of the interleavings at shared accesses (kenv::uncounted). The vector grows
+ * only in a process's first runs: its accesses made a program's interleaving depend on
+ * which programs ran before it in the process (found as a slab-consistency crash that
+ * reproduced only as the first run of a process). */
+KENV_NO_COVERAGE void kmo_tab_touched_add(size_t i)
+{
+	kenv::uncounted bookkeeping;
+	kmo_tab_touched.push_back(i);
+}
 
 void kmo_register(kmalloc_slab *slab)
 {
@@ -132,7 +146,7 @@ void kmo_register(kmalloc_slab *slab)
 		kmalloc_slab *cur = kmo_slabtab[i].load(std::memory_order_relaxed);
 		if (cur == nullptr || cur == KMO_TOMB) {
 			if (cur == nullptr)
-				kmo_tab_touched.push_back(i);
+				kmo_tab_touched_add(i);
 			kmo_slabtab[i].store(slab, std::memory_order_release);
 			kmo_tab_live.fetch_add(1, std::memory_order_relaxed);
 			spin_unlock(&kmo_tab_spin);
@@ -506,8 +520,11 @@ void kmo_install(kmalloc_pcpu *pc, kmalloc_slab *slab, int cpu)
 	slab->cpu.store(cpu, std::memory_order_relaxed);
 	if (old_alt != nullptr) {
 		spin_lock(&pc->spin);
-		kmo_list_push(kmo_nfree(old_alt) ? &pc->partial : &pc->empty, old_alt,
-			      kmo_nfree(old_alt) ? KMS_PARTIAL : KMS_EMPTY);
+		/* Read once: a remote free may publish into old_alt's ring at any moment (it
+		 * went on the empty list marked partial when one landed between two reads). */
+		bool has_free = kmo_nfree(old_alt) > 0;
+		kmo_list_push(has_free ? &pc->partial : &pc->empty, old_alt,
+			      has_free ? KMS_PARTIAL : KMS_EMPTY);
 		spin_unlock(&pc->spin);
 	}
 }
@@ -1029,12 +1046,10 @@ void kmalloc_obj_reset(void)
 	kmo_tab_touched.clear();
 	kmo_tab_live.store(0);
 	/* Zones a failed run abandoned: their slabs went back with the page source. Every
-	 * descriptor is free again, wherever the run left it. */
+	 * descriptor is free again, wherever the run left it, and handed out in order. */
 	kmo_zones = nullptr;
 	kmo_zones_free = nullptr;
-	for (kmalloc_zone *z : kmo_zone_table) {
-		KMO_UNPOISON(z, sizeof(*z));
-		kmo_zone_recycle(z);
-	}
+	KMO_UNPOISON(kmo_zone_pool, kmo_pool_high * sizeof(kmalloc_zone));
+	kmo_pool_next = 0;
 	kmo_hooks = nullptr;
 }

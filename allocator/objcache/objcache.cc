@@ -32,7 +32,7 @@ struct magazine {
 
 magazine *mag_alloc(int capacity)
 {
-	void *mem = ::operator new(sizeof(magazine) + sizeof(void *) * capacity);
+	void *mem = kenv::host_obj_alloc(sizeof(magazine) + sizeof(void *) * capacity);
 	auto *m = static_cast<magazine *>(mem);
 	m->rounds = 0;
 	m->capacity = capacity;
@@ -40,7 +40,11 @@ magazine *mag_alloc(int capacity)
 	return m;
 }
 
-void mag_free(magazine *m) { ::operator delete(m); }
+void mag_free(magazine *m)
+{
+	if (m != nullptr)
+		kenv::host_obj_free(m, sizeof(magazine) + sizeof(void *) * m->capacity);
+}
 
 /* ---- object states ------------------------------------------------------------------ */
 
@@ -108,6 +112,7 @@ objcache *g_caches = nullptr;
 
 KENV_NO_COVERAGE void caches_link(objcache *oc)
 {
+	kenv::uncounted bookkeeping;
 	kenv::host_lock_guard g(g_caches_mtx);
 	oc->next = g_caches;
 	g_caches = oc;
@@ -115,6 +120,7 @@ KENV_NO_COVERAGE void caches_link(objcache *oc)
 
 KENV_NO_COVERAGE void caches_unlink(objcache *oc)
 {
+	kenv::uncounted bookkeeping;
 	kenv::host_lock_guard g(g_caches_mtx);
 	for (objcache **pp = &g_caches; *pp != nullptr; pp = &(*pp)->next)
 		if (*pp == oc) {
@@ -125,6 +131,7 @@ KENV_NO_COVERAGE void caches_unlink(objcache *oc)
 
 KENV_NO_COVERAGE std::vector<objcache *> caches_all(void)
 {
+	kenv::uncounted bookkeeping;
 	std::vector<objcache *> all;
 	kenv::host_lock_guard g(g_caches_mtx);
 	for (objcache *oc = g_caches; oc != nullptr; oc = oc->next)
@@ -136,15 +143,20 @@ void state_set(objcache *oc, void *obj, uint8_t want_old, uint8_t to, const char
 {
 	shard &s = shard_of(obj);
 	spin_lock(&s.spin);
-	auto it = s.map.find(reinterpret_cast<uintptr_t>(obj));
-	if (it == s.map.end()) {
-		spin_unlock(&s.spin);
-		panic("%s: %s: %p is not an object of any objcache", fn, oc->name, obj);
+	objcache *owner;
+	uint8_t old;
+	{
+		kenv::uncounted bookkeeping;  /* the map is host memory: see kenv::uncounted */
+		auto it = s.map.find(reinterpret_cast<uintptr_t>(obj));
+		if (it == s.map.end()) {
+			spin_unlock(&s.spin);
+			panic("%s: %s: %p is not an object of any objcache", fn, oc->name, obj);
+		}
+		owner = it->second.oc;
+		old = it->second.state;
+		if (owner == oc && old == want_old)
+			it->second.state = to;
 	}
-	objcache *owner = it->second.oc;
-	uint8_t old = it->second.state;
-	if (owner == oc && old == want_old)
-		it->second.state = to;
 	spin_unlock(&s.spin);
 	if (owner != oc)
 		panic("%s: %p freed to zone %s but belongs to zone %s", fn, obj, oc->name,
@@ -160,7 +172,11 @@ void state_add(objcache *oc, void *obj)
 {
 	shard &s = shard_of(obj);
 	spin_lock(&s.spin);
-	bool fresh = s.map.emplace(reinterpret_cast<uintptr_t>(obj), ostate{oc, OC_OUT}).second;
+	bool fresh;
+	{
+		kenv::uncounted bookkeeping;
+		fresh = s.map.emplace(reinterpret_cast<uintptr_t>(obj), ostate{oc, OC_OUT}).second;
+	}
 	spin_unlock(&s.spin);
 	if (!fresh)
 		panic("objcache_get: %s: back end returned %p, which a cache already holds",
@@ -171,7 +187,10 @@ void state_remove(void *obj)
 {
 	shard &s = shard_of(obj);
 	spin_lock(&s.spin);
-	s.map.erase(reinterpret_cast<uintptr_t>(obj));
+	{
+		kenv::uncounted bookkeeping;
+		s.map.erase(reinterpret_cast<uintptr_t>(obj));
+	}
 	spin_unlock(&s.spin);
 }
 
@@ -217,7 +236,7 @@ struct objcache *objcache_create(const char *name, int cluster_limit, int mag_ca
 				 void *privdata, objcache_alloc_fn *alloc,
 				 objcache_free_fn *free, void *allocator_args)
 {
-	auto *oc = new objcache();
+	auto *oc = kenv::host_new<objcache>();
 	oc->name = name;
 	oc->ctor = ctor;
 	oc->dtor = dtor;
@@ -532,9 +551,13 @@ KENV_CHECKER std::vector<std::string> objcache_check(struct objcache *oc, bool d
 		for (int i = 0; i < m->rounds; i++) {
 			shard &sh = shard_of(m->objects[i]);
 			spin_lock(&sh.spin);
-			auto it = sh.map.find(reinterpret_cast<uintptr_t>(m->objects[i]));
-			bool ok = it != sh.map.end() && it->second.oc == oc &&
-				  it->second.state == OC_CACHED;
+			bool ok;
+			{
+				kenv::uncounted bookkeeping;
+				auto it = sh.map.find(reinterpret_cast<uintptr_t>(m->objects[i]));
+				ok = it != sh.map.end() && it->second.oc == oc &&
+				     it->second.state == OC_CACHED;
+			}
 			spin_unlock(&sh.spin);
 			if (!ok) {
 				snprintf(buf, sizeof(buf), "objcache %s: %s magazine holds %p, not cached here",
@@ -573,8 +596,12 @@ struct objcache *objcache_owner(const void *obj)
 {
 	shard &s = shard_of(obj);
 	spin_lock(&s.spin);
-	auto it = s.map.find(reinterpret_cast<uintptr_t>(obj));
-	objcache *oc = it == s.map.end() ? nullptr : it->second.oc;
+	objcache *oc;
+	{
+		kenv::uncounted bookkeeping;
+		auto it = s.map.find(reinterpret_cast<uintptr_t>(obj));
+		oc = it == s.map.end() ? nullptr : it->second.oc;
+	}
 	spin_unlock(&s.spin);
 	return oc;
 }
@@ -593,7 +620,7 @@ void objcache_free_struct(objcache *oc)
 			mag_free(l);
 			l = n;
 		}
-	delete oc;
+	kenv::host_delete(oc);
 }
 
 }  // namespace

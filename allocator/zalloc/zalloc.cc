@@ -54,7 +54,7 @@ struct zchunk {
 	size_t nitems;
 	size_t npages;			/* 0 for a boot array (caller's memory) */
 	zchunk *next;
-	std::unique_ptr<std::atomic<uint8_t>[]> state;
+	std::atomic<uint8_t> *state;	/* per item (kenv::host_obj_alloc: see chunk_free) */
 };
 
 namespace {
@@ -76,7 +76,8 @@ std::unordered_set<vm_zone *> g_zinited;	/* zinit()'s structs not yet freed */
 
 KENV_NO_COVERAGE vm_zone *zone_struct_new(void)
 {
-	auto *z = new vm_zone{};
+	kenv::uncounted bookkeeping;
+	auto *z = kenv::host_new<vm_zone>();
 	z->zflags = ZONE_ALLOCATED;
 	kenv::host_lock_guard g(g_zones_mtx);
 	g_zinited.insert(z);
@@ -85,15 +86,17 @@ KENV_NO_COVERAGE vm_zone *zone_struct_new(void)
 
 KENV_NO_COVERAGE void zone_struct_delete(vm_zone *z)
 {
+	kenv::uncounted bookkeeping;
 	{
 		kenv::host_lock_guard g(g_zones_mtx);
 		g_zinited.erase(z);
 	}
-	delete z;
+	kenv::host_delete(z);
 }
 
 KENV_NO_COVERAGE void zone_link(vm_zone *z)
 {
+	kenv::uncounted bookkeeping;
 	kenv::host_lock_guard g(g_zones_mtx);
 	z->znext = g_zones;
 	g_zones = z;
@@ -101,6 +104,7 @@ KENV_NO_COVERAGE void zone_link(vm_zone *z)
 
 KENV_NO_COVERAGE void zone_unlink(vm_zone *z)
 {
+	kenv::uncounted bookkeeping;
 	kenv::host_lock_guard g(g_zones_mtx);
 	for (vm_zone **pp = &g_zones; *pp != nullptr; pp = &(*pp)->znext)
 		if (*pp == z) {
@@ -111,17 +115,25 @@ KENV_NO_COVERAGE void zone_unlink(vm_zone *z)
 
 KENV_NO_COVERAGE void chunk_register(zchunk *ch)
 {
+	kenv::uncounted bookkeeping;
 	kenv::host_lock_guard g(g_zones_mtx);
 	g_chunks.insert(ch);
 }
 
+KENV_NO_COVERAGE void chunk_free(zchunk *ch)
+{
+	kenv::host_obj_free(ch->state, ch->nitems * sizeof(ch->state[0]));
+	kenv::host_delete(ch);
+}
+
 KENV_NO_COVERAGE void chunk_delete(zchunk *ch)
 {
+	kenv::uncounted bookkeeping;
 	{
 		kenv::host_lock_guard g(g_zones_mtx);
 		g_chunks.erase(ch);
 	}
-	delete ch;
+	chunk_free(ch);
 }
 
 inline void *&zlink(void *item) { return *static_cast<void **>(item); }
@@ -191,14 +203,15 @@ void *chunk_thread(vm_zone *z, zchunk *ch, void **tailp)
 
 zchunk *chunk_new(vm_zone *z, void *mem, size_t bytes, size_t npages)
 {
-	auto *ch = new zchunk;
+	auto *ch = kenv::host_new<zchunk>();
 	ch->pm.pm_kind = kenv::PM_ZALLOC;
 	ch->zone = z;
 	ch->base = static_cast<char *>(mem);
 	ch->nitems = bytes / z->zsize;
 	ch->npages = npages;
 	ch->next = nullptr;
-	ch->state.reset(new std::atomic<uint8_t>[ch->nitems]);
+	ch->state = static_cast<std::atomic<uint8_t> *>(
+		kenv::host_obj_alloc(ch->nitems * sizeof(std::atomic<uint8_t>)));
 	chunk_register(ch);
 	if (!kenv::pagemap_set(mem, ch->nitems * z->zsize, &ch->pm)) {
 		chunk_delete(ch);
@@ -661,7 +674,7 @@ KENV_NO_COVERAGE void zalloc_reset(void)
 		kenv::pagemap_clear(ch->base, ch->nitems * ch->zone->zsize);
 		Z_UNPOISON(ch->base, ch->npages != 0 ? ch->npages * kenv::PAGE_SIZE
 						      : ch->nitems * ch->zone->zsize);
-		delete ch;
+		chunk_free(ch);
 	}
 	g_chunks.clear();
 	for (vm_zone *z = g_zones; z != nullptr; z = z->znext)
@@ -669,6 +682,6 @@ KENV_NO_COVERAGE void zalloc_reset(void)
 			z->zflags = 0;
 	g_zones = nullptr;
 	for (vm_zone *z : g_zinited)
-		delete z;
+		kenv::host_delete(z);
 	g_zinited.clear();
 }
