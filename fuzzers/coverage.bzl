@@ -20,7 +20,8 @@ the corpora replays, the harness on random programs).
 
 def access_copts():
     """SanitizerCoverage's load and store callbacks, for the code under test (the
-    allocators and the VM consumers): the deterministic runtime makes every shared
+    allocators; not the VM model, whose host containers made interleavings depend on
+    the host heap: docs/design.md): the deterministic runtime makes every shared
     access a potential switch point and feeds alias pairs to the engines
     (allocator/kenv/det_runtime.cc, "Shared accesses"). The callbacks need an edge mode:
     libFuzzer's own; AFL++'s LLVM-native trace-pc-guard (.bazelrc); elsewhere inline
