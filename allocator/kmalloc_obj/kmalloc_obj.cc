@@ -584,6 +584,23 @@ void *kmo_alloc_slow(kmalloc_zone *zone, int flags, bool *reused)
 				pc->slab_allocs.inc();
 				break;
 			}
+			/* No spare, but another thread is refilling them: it does not block, and
+			 * its slab is this allocation's way through. Asking the VM for a page
+			 * instead may sleep in vmwait, and when the caller is the pageout daemon,
+			 * nothing would free one (ci/fuzz: a reserved-mode pageout deadlock that
+			 * zalloc survives, the spare installed while the daemon slept). Wait for
+			 * the refill, outside the critical section, and look again: only an
+			 * allocation that may wait anyway, and not from inside a refill (the
+			 * refill's own allocations, of this zone or another: td_nosleep), which
+			 * would wait for itself or for a refill that waits for it. */
+			if ((flags & M_WAITOK) && td->td_nosleep == 0 && !td->td_intr &&
+			    zone->refilling.load(std::memory_order_acquire) != 0) {
+				crit_exit();
+				while (zone->refilling.load(std::memory_order_acquire) != 0)
+					kenv::cpu_spinwait();
+				crit_enter();
+				continue;
+			}
 		}
 		/* A new slab from the VM, outside the critical section: it may sleep. */
 		crit_exit();
