@@ -566,15 +566,20 @@ class Campaign:
         return None if self.stop.requested else proc.returncode
 
     def read_afl_stats(self):
-        # AFL++ without its UI prints no status lines: its fuzzer_stats file has them
-        # (rewritten in place: one caught half-written is skipped).
+        # AFL++ without its UI prints no status lines, and rewrites fuzzer_stats (in
+        # place: one caught half-written is skipped) only now and then: the corpus is
+        # counted in its queue folder, the executions by the target's counter.
+        for q in glob.glob(os.path.join(self.out, "afl", "*", "queue")):
+            try:
+                self.progress.corpus = sum(1 for f in os.listdir(q) if f.startswith("id:"))
+            except OSError:
+                pass
         for path in glob.glob(os.path.join(self.out, "afl", "*", "fuzzer_stats")):
             try:
                 with open(path) as f:
                     stats = dict(line.split(":", 1) for line in f if ":" in line)
                 stats = {k.strip(): v.strip() for k, v in stats.items()}
                 self.progress.cov = int(stats.get("edges_found", self.progress.cov))
-                self.progress.corpus = int(stats.get("corpus_count", self.progress.corpus))
             except (OSError, ValueError):
                 continue
 
