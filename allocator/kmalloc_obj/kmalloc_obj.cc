@@ -821,7 +821,12 @@ int kmalloc_obj_reserve_refill(struct kmalloc_zone *zone)
 #ifdef SLABFUZZ_BUG_REFILL_BLOCKS
 	const int rflags = M_WAITOK;		/* zoo: the refill may sleep */
 #else
-	const int rflags = M_RNOWAIT | M_NULLOK;
+	/* The spares are the VM's reserve: refilled from the system tier (pages the VM
+	 * keeps for itself), never blocking. From the normal tier, a refill under
+	 * pressure failed again and again while reserve allocations used the spares up,
+	 * until the pageout daemon's SWAPMETA found none and slept in vmwait (ci/fuzz, on
+	 * the correct allocator: a reserved-mode pageout deadlock zalloc survives). */
+	const int rflags = M_RNOWAIT | M_NULLOK | M_USE_RESERVE;
 #endif
 	td->td_nosleep++;	/* "without blocking" is checked, not assumed */
 	for (;;) {
