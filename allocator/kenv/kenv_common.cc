@@ -151,6 +151,9 @@ std::mutex g_host_obj_mtx;
 // Per size: the blocks freed, last freed last. Never shrunk: bounded by the most
 // structures of a size alive at once.
 std::vector<std::pair<size_t, std::vector<void*>>> g_host_obj_free;
+// Every block ever made: they are the process's for good (recycled, never freed), and a
+// structure the last run left alive is not a leak.
+std::vector<void*> g_host_obj_all;
 
 std::vector<void*>& host_obj_list(size_t size) {
   for (auto& [sz, list] : g_host_obj_free)
@@ -170,7 +173,12 @@ KENV_NO_COVERAGE void* host_obj_alloc(size_t size) {
       list.pop_back();
     }
   }
-  if (p == nullptr) return ::operator new(size);
+  if (p == nullptr) {
+    p = ::operator new(size);
+    std::lock_guard<std::mutex> g(g_host_obj_mtx);
+    g_host_obj_all.push_back(p);
+    return p;
+  }
 #ifdef SLABFUZZ_HAVE_ASAN
   __asan_unpoison_memory_region(p, size);
 #endif
