@@ -150,10 +150,11 @@ namespace {
 std::mutex g_host_obj_mtx;
 // Per size: the blocks freed, last freed last. Never shrunk: bounded by the most
 // structures of a size alive at once.
-std::vector<std::pair<size_t, std::vector<void*>>> g_host_obj_free;
-// Every block ever made: they are the process's for good (recycled, never freed), and a
+// Both never destroyed (LeakSanitizer looks after the static destructors have run):
+// every block ever made is the process's for good, recycled, never freed, and a
 // structure the last run left alive is not a leak.
-std::vector<void*> g_host_obj_all;
+auto& g_host_obj_free = *new std::vector<std::pair<size_t, std::vector<void*>>>;
+auto& g_host_obj_all = *new std::vector<void*>;
 
 std::vector<void*>& host_obj_list(size_t size) {
   for (auto& [sz, list] : g_host_obj_free)
