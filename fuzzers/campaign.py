@@ -448,7 +448,6 @@ class Campaign:
     """One campaign: the engine run and supervised, the numbers every 5 s, triage
     beside it."""
 
-    TICK = 5  # seconds between two records of the numbers (--stats-every)
 
     def __init__(self, a, binary, out, corpus, raw, dict_path, stop):
         self.a, self.binary, self.out, self.corpus, self.raw = a, binary, out, corpus, raw
@@ -466,7 +465,7 @@ class Campaign:
         self.restarts = 0
         self.every_input_crashes = False
         self.deadline = self.start + a.duration if a.duration else None
-        Campaign.TICK = a.stats_every
+        self.tick_every = a.stats_every  # seconds between two records of the numbers
 
     def tick(self, final=False):
         now = time.time()
@@ -556,7 +555,7 @@ class Campaign:
                 left = self.remaining()
                 if left is not None and left < -1.0:
                     break  # the engine overran its time: --duration holds
-                if time.time() - self.last_tick[0] >= self.TICK:
+                if time.time() - self.last_tick[0] >= self.tick_every:
                     if self.a.engine == "afl":
                         self.read_afl_stats()
                     self.tick()
@@ -827,7 +826,7 @@ def main():
     dashboard.write_report(out)
     print("\n" + summary, end="")
     print(f"campaign: reproducers and reports in {os.path.join(out, 'crashes')}; "
-          f"numbers every {Campaign.TICK} s in {os.path.join(out, 'stats.jsonl')}")
+          f"numbers every {c.tick_every:g} s in {os.path.join(out, 'stats.jsonl')}")
     sys.exit(1 if found else 0)
 
 
