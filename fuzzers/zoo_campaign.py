@@ -2,7 +2,7 @@
 """zoo_campaign.py - measure the fuzzers on the bug zoo.
 
     fuzzers/zoo_campaign.py [--bugs=A,B,...] [--engines=custom,plain,afl] [--runs=3]
-                            [--timeout=600] [--first-seed=1] [--out=out/zoo]
+                            [--timeout=600] [--first-seed=1] [--jobs=1] [--out=out/zoo]
 
 For every zoo bug (fuzzers/zoo.bzl) it builds the default fuzz target with that one
 bug compiled in (--define=slabfuzz_bug=NAME), fuzzes it from an empty corpus with each
@@ -12,12 +12,14 @@ engine:
     afl     AFL++ (persistent mode) with the same custom mutator library, alone
 (libFuzzer with the dictionary, //fuzzers:slabfuzz_dict, as ci/fuzz runs it), and records the time to
 the first crash and its title, reproduced ten times (a title that changes is reported
-as not reproducible; a replay that hangs, once). Runs use seeds 1..runs (or from
+as not reproducible; a replay that hangs, once). --jobs=N runs N measurements at a
+time (one core each). Runs use seeds 1..runs (or from
 --first-seed on), so a measurement can be repeated, or extended with other seeds. The
 table (median over the runs) is printed and written to OUT/zoo.txt. Exit 1 if some bug
 was not found within the timeout.
 """
 import argparse
+import concurrent.futures
 import os
 import re
 import shutil
@@ -142,6 +144,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(ROOT, "out", "zoo"))
     a = ap.parse_args()
     bugs = [b for b in a.bugs.split(",") if b]
@@ -149,31 +152,44 @@ def main():
     if unknown:
         sys.exit(f"zoo: unknown bugs {sorted(unknown)}; known: {zoo_bugs()}")
     engines = a.engines.split(",")
+    if a.jobs < 1:
+        sys.exit("zoo: --jobs must be at least 1")
     os.makedirs(a.out, exist_ok=True)
     rows = []
     missed = False
     # Every variant is built (and copied) before any fuzzing starts: a build of
     # another variant then cannot replace a binary under a running measurement.
     all_bins = {bug: build(bug, engines, os.path.join(a.out, "bin", bug)) for bug in bugs}
+    # One measurement per (bug, engine, seed); with --jobs=N, N at a time (each
+    # engine process is single-threaded: give each job a core of its own).
+    tasks = [(bug, eng, seed) for bug in bugs for eng in engines
+             for seed in range(a.first_seed, a.first_seed + a.runs)]
+    results = {}
+
+    def measure(task):
+        bug, eng, seed = task
+        with tempfile.TemporaryDirectory(dir=a.out) as work:
+            t, title = run_one(all_bins[bug][eng], eng, seed, a.timeout, work)
+            keep = os.path.join(a.out, "crashes", f"{bug}-{eng}-{seed}")
+            for d, _, files in os.walk(work):  # keep the first crash of the run
+                if os.path.basename(d) == "crashes" and files:
+                    os.makedirs(keep, exist_ok=True)
+                    first = sorted(f for f in files if not f.startswith("README"))[:1]
+                    for f in first:
+                        shutil.copy(os.path.join(d, f), keep)
+        print(f"zoo: {bug:24s} {eng:6s} run {seed}: "
+              f"{'%.1f s' % t if t is not None else 'not found'}  {title or ''}", flush=True)
+        return t, title
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        for task, res in zip(tasks, pool.map(measure, tasks)):
+            results[task] = res
     for bug in bugs:
-        bins = all_bins[bug]
         for eng in engines:
-            times, titles = [], []
-            for seed in range(a.first_seed, a.first_seed + a.runs):
-                with tempfile.TemporaryDirectory(dir=a.out) as work:
-                    t, title = run_one(bins[eng], eng, seed, a.timeout, work)
-                    keep = os.path.join(a.out, "crashes", f"{bug}-{eng}-{seed}")
-                    for d, _, files in os.walk(work):  # keep the first crash of the run
-                        if os.path.basename(d) == "crashes" and files:
-                            os.makedirs(keep, exist_ok=True)
-                            first = sorted(f for f in files if not f.startswith("README"))[:1]
-                            for f in first:
-                                shutil.copy(os.path.join(d, f), keep)
-                times.append(t)
-                titles.append(title)
-                print(f"zoo: {bug:24s} {eng:6s} run {seed}: "
-                      f"{'%.1f s' % t if t is not None else 'not found'}  {title or ''}",
-                      flush=True)
+            runs = [results[(bug, eng, seed)]
+                    for seed in range(a.first_seed, a.first_seed + a.runs)]
+            times = [t for t, _ in runs]
+            titles = [title for _, title in runs]
             found = [t for t in times if t is not None]
             if len(found) < len(times):
                 missed = True
