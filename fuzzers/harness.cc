@@ -133,15 +133,19 @@ class Exec {
 
  private:
   void setup();
-  void cpu_stream(int cpu, const std::vector<Op>& ops);
-  void exec(int cpu, const Op& op);
-  void* alloc(int cpu, int zone, int flags);
+  void cpu_stream(int cpu, const std::vector<int>& ops);
+  // Operation `index` of the program (its index is what a reference names).
+  void exec(int cpu, int index, const Op& op);
+  // An object for CPU cpu from zone slot `zone`, allocated by operation `origin`.
+  void* alloc(int cpu, int zone, int flags, int origin);
   void free_live(size_t i);
   void quiescent_check(bool deep);
   void teardown();
   void misuse(int cpu, const Op& op);
+  // The live object operation op's reference names (oracle.h), or -1.
+  long ref(int cpu, const Op& op) const;
   // An interrupt's work: count M_INTNOWAIT allocations from zone on CPU target.
-  std::function<void()> interrupt_handler(int target, int zone, int count);
+  std::function<void()> interrupt_handler(int target, int zone, int count, int origin);
   std::function<void()> tick_handler(int cpu);
   std::string state_report();
   bool zone_ok(int z) const { return z >= 0 && z < kMaxZones && alive_[z]; }
@@ -155,7 +159,7 @@ class Exec {
   };
 
   Program p_;
-  std::vector<std::vector<Op>> streams_;  // p_'s operations, CPU by CPU
+  std::vector<std::vector<int>> streams_;  // indices of p_'s operations, CPU by CPU
   HarnessOptions o_;
   std::unique_ptr<InFlightBackend> b_;
   std::unique_ptr<Vm> vm_;
@@ -214,7 +218,7 @@ void Exec::setup() {
   for (int i = 0; i < p_.header.nzones; i++) create_test_zone(i, p_.header.zone_size_class(i));
 }
 
-void* Exec::alloc(int cpu, int zone, int flags) {
+void* Exec::alloc(int cpu, int zone, int flags, int origin) {
   // Busy from here (the caller found the zone alive, and no preemption point came
   // since) until the oracle knows the object: the allocation passes preemption points
   // (and a failed reserve allocation reads the reserve slab under the zone lock), and a
@@ -270,7 +274,7 @@ void* Exec::alloc(int cpu, int zone, int flags) {
       kenv::check_failed("reserve-taken", "zone %s: an ordinary allocation took a spare slab",
                          oracle_.zone_name(zone).c_str());
   }
-  if (obj != nullptr) oracle_.on_alloc(zone, obj, flags, cpu);
+  if (obj != nullptr) oracle_.on_alloc(zone, obj, flags, cpu, origin);
   zone_busy_[zone]--;
   return obj;
 }
@@ -283,23 +287,24 @@ std::function<void()> Exec::tick_handler(int cpu) {
     // Its callouts allocate once the VM is up.
     int z = p_.header.tick_zone() == kTickFollow ? last_zone_[cpu] : p_.header.tick_zone();
     if (z >= 0 && kenv::current_boot_phase() >= kenv::boot_phase::VM_READY)
-      interrupt_handler(cpu, z, kTickAllocs)();
+      interrupt_handler(cpu, z, kTickAllocs, /*origin=*/-1)();
     if (streams_done_ < p_.header.ncpus && ++ticks_[cpu] < kMaxTicks)
       rt_->post_interrupt_after(cpu, p_.header.tick_period(), tick_handler(cpu));
   };
 }
 
-std::function<void()> Exec::interrupt_handler(int target, int z, int count) {
+std::function<void()> Exec::interrupt_handler(int target, int z, int count, int origin) {
   // Packed, so that the closure fits std::function's own storage (no allocation).
-  uint32_t args = static_cast<uint32_t>(target) | static_cast<uint32_t>(z) << 8 |
-                  static_cast<uint32_t>(count) << 16;
+  uint64_t args = static_cast<uint64_t>(target) | static_cast<uint64_t>(z) << 8 |
+                  static_cast<uint64_t>(count) << 16 | static_cast<uint64_t>(origin + 1) << 32;
   return [this, args] {
     int target = static_cast<int>(args & 0xff), z = static_cast<int>(args >> 8 & 0xff);
-    int count = static_cast<int>(args >> 16);
+    int count = static_cast<int>(args >> 16 & 0xffff);
+    int origin = static_cast<int>(args >> 32) - 1;
     Busy ibusy(this);
     for (int k = 0; k < count && zone_ok(z); k++) {
       if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap[z]) return;
-      alloc(target, z, M_INTNOWAIT);
+      alloc(target, z, M_INTNOWAIT, origin);
     }
   };
 }
@@ -311,9 +316,15 @@ void Exec::free_live(size_t i) {
   zone_busy_[o.zone]--;
 }
 
+long Exec::ref(int cpu, const Op& op) const {
+  return oracle_.find_ref(static_cast<int>(op.c),
+                          op.code == OpCode::kRemoteFree ? cpu : -1);
+}
+
 void Exec::misuse(int cpu, const Op& op) {
-  if (oracle_.live_count() == 0) return;
-  size_t i = op.c % oracle_.live_count();
+  long found = ref(cpu, op);
+  if (found < 0) return;
+  size_t i = static_cast<size_t>(found);
   LiveObject o = oracle_.live(i);
   void* h = oracle_.zone_handle(o.zone);
   char* obj = reinterpret_cast<char*>(o.addr);
@@ -368,7 +379,7 @@ void Exec::misuse(int cpu, const Op& op) {
                      oracle_.zone_name(o.zone).c_str());
 }
 
-void Exec::exec(int cpu, const Op& op) {
+void Exec::exec(int cpu, int index, const Op& op) {
   Busy busy(this);
   int nz = p_.num_zones();
   switch (op.code) {
@@ -381,31 +392,20 @@ void Exec::exec(int cpu, const Op& op) {
       } else {
         flags |= M_NULLOK;  // test zones have a limit
       }
-      alloc(cpu, z, flags);
+      alloc(cpu, z, flags, index);
       return;
     }
     case OpCode::kFree:
-      if (oracle_.live_count()) free_live(op.c % oracle_.live_count());
-      return;
     case OpCode::kRemoteFree: {
-      size_t n = oracle_.live_count();
-      if (n == 0) return;
-      size_t start = op.c % n;
-      for (size_t k = 0; k < std::min<size_t>(n, 64); k++) {
-        size_t i = (start + k) % n;
-        if (oracle_.live(i).cpu != cpu) {
-          free_live(i);
-          return;
-        }
-      }
-      free_live(start);
+      long i = ref(cpu, op);
+      if (i >= 0) free_live(static_cast<size_t>(i));
       return;
     }
     case OpCode::kChurn: {
       int z = op.a % nz;
       for (int k = 0; k < op.b && zone_ok(z); k++) {
         if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap[z]) return;
-        void* obj = alloc(cpu, z, M_WAITOK | M_NULLOK);
+        void* obj = alloc(cpu, z, M_WAITOK | M_NULLOK, index);
         if (obj == nullptr) return;
         kenv::preempt_point();
         // Another CPU may have freed it meanwhile (a remote free picks any object).
@@ -443,11 +443,12 @@ void Exec::exec(int cpu, const Op& op) {
       vm_->pageout(op.b);
       return;
     case OpCode::kInterrupt:
-      rt_->post_interrupt(op.a, interrupt_handler(op.a, static_cast<int>(op.c) % nz, op.b));
+      rt_->post_interrupt(op.a,
+                          interrupt_handler(op.a, static_cast<int>(op.c) % nz, op.b, index));
       return;
     case OpCode::kTimer:
       rt_->post_interrupt_after(op.a, op.b + 1,
-                                interrupt_handler(op.a, static_cast<int>(op.c) % nz, 8));
+                                interrupt_handler(op.a, static_cast<int>(op.c) % nz, 8, index));
       return;
     case OpCode::kPoll:
       b_->poll();
@@ -494,7 +495,7 @@ void Exec::exec(int cpu, const Op& op) {
       int z = op.a % nz;
       for (int k = 0; k < op.b && zone_ok(z); k++) {
         if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap[z]) return;
-        if (alloc(cpu, z, M_NOWAIT) == nullptr) return;
+        if (alloc(cpu, z, M_NOWAIT, index) == nullptr) return;
       }
       return;
     }
@@ -517,12 +518,12 @@ void Exec::exec(int cpu, const Op& op) {
       return;
     }
     case OpCode::kRealloc: {
-      size_t n = oracle_.live_count();
+      long found = ref(cpu, op);
       int z = op.a % nz;
-      if (n == 0 || !zone_ok(z)) return;
+      if (found < 0 || !zone_ok(z)) return;
       if (z < kVmZones && oracle_.live_in_zone(z) >= kVmZoneCap[z]) return;
-      const LiveObject old = oracle_.live(op.c % n);
-      if (alloc(cpu, z, z < kVmZones ? M_WAITOK : M_WAITOK | M_NULLOK) == nullptr) return;
+      const LiveObject old = oracle_.live(static_cast<size_t>(found));
+      if (alloc(cpu, z, z < kVmZones ? M_WAITOK : M_WAITOK | M_NULLOK, index) == nullptr) return;
       // Another CPU may have freed the old object meanwhile (and its address been reused).
       long i = oracle_.index_of(reinterpret_cast<void*>(old.addr));
       if (i >= 0 && oracle_.live(static_cast<size_t>(i)).serial == old.serial)
@@ -551,7 +552,7 @@ void Exec::quiescent_check(bool deep) {
   }
 }
 
-void Exec::cpu_stream(int cpu, const std::vector<Op>& ops) {
+void Exec::cpu_stream(int cpu, const std::vector<int>& ops) {
   if (cpu == 0) {
     if (kenv::current_boot_phase() == kenv::boot_phase::EARLY) {
       Busy busy(this);
@@ -561,8 +562,8 @@ void Exec::cpu_stream(int cpu, const std::vector<Op>& ops) {
     while (kenv::current_boot_phase() < kenv::boot_phase::SMP)
       kenv::tsleep(&alive_, "smpwait", 0);
   }
-  for (const Op& op : ops) {
-    exec(cpu, op);
+  for (int i : ops) {
+    exec(cpu, i, p_.ops[static_cast<size_t>(i)]);
     kenv::preempt_point();
     if (inflight_ == 0) quiescent_check(++quiescent_ops_ % o_.check_every == 0);
   }
@@ -677,7 +678,8 @@ RunResult Exec::run() {
   if (r.ok) {
     streams_.assign(h.ncpus, {});
     for (auto& s : streams_) s.reserve(p_.ops.size());
-    for (const Op& op : p_.ops) streams_[op.cpu].push_back(op);
+    for (size_t i = 0; i < p_.ops.size(); i++)
+      streams_[p_.ops[i].cpu].push_back(static_cast<int>(i));
     rt.spawn(0, "pagedaemon", [this] { vm_->pageout_daemon(&inflight_); }, /*daemon=*/true);
     rt.spawn(h.ncpus - 1, "kmpoller", [this] {
       for (;;) {

@@ -88,6 +88,35 @@ TEST(Harness, CountNPerformsN) {
   }
 }
 
+// A free names the operation that allocated its object: an unrelated operation
+// inserted before it (an allocation in the same zone, here) does not change what it
+// frees. The double free names the TEST1 object, and the allocator says so.
+TEST(Harness, AnInsertedOperationDoesNotChangeWhatALaterFreeFrees) {
+  std::string err;
+  auto p = parse_text(
+      "config cpus=1 zones=64,16384\n"
+      "cpu0 alloc zone=TEST0\n"
+      "cpu0 alloc zone=TEST1\n"
+      "cpu0 alloc zone=TEST0\n"
+      "cpu0 misuse kind=0 obj=@1\n",
+      &err);
+  ASSERT_TRUE(p.has_value()) << err;
+  RunResult base = run_program(*p, Reserved());
+  ASSERT_TRUE(base.expected_misuse) << base.title;
+  EXPECT_NE(base.title.find("TEST1"), std::string::npos) << base.title;
+  for (size_t at = 0; at <= 3; at++)
+    for (uint8_t zone : {3, 4}) {
+      Program q = *p;
+      Op unrelated;
+      unrelated.code = OpCode::kAlloc;
+      unrelated.a = zone;
+      insert_ops(&q, at, std::span<const Op>(&unrelated, 1));
+      RunResult r = run_program(q, Reserved());
+      EXPECT_TRUE(r.expected_misuse) << to_text(q);
+      EXPECT_EQ(r.title, base.title) << to_text(q);
+    }
+}
+
 TEST(Harness, SeedChangesTheInterleaving) {
   Rng rng(12);
   int differ = 0;

@@ -82,8 +82,7 @@ class Minimizer {
       for (size_t end = cur.ops.size(); end > 0 && !res_->timed_out;) {
         size_t begin = end > chunk ? end - chunk : 0;
         Program cand = cur;
-        cand.ops.erase(cand.ops.begin() + static_cast<long>(begin),
-                       cand.ops.begin() + static_cast<long>(end));
+        erase_ops(&cand, begin, end - begin);  // references follow their operations
         changed |= keeps(std::move(cand));
         end = std::min(begin, cur.ops.size());
       }

@@ -34,14 +34,14 @@ const char kBootFails[] =
     "cpu1 alloc zone=3 flags=M_WAITOK\n"
     "cpu2 alloc zone=4 flags=M_NOWAIT\n"
     "cpu3 churn zone=5 count=7\n"
-    "cpu1 free handle=1\n"
+    "cpu1 free obj=@0\n"
     "cpu0 preempt after=2 accesses=7\n"
     "cpu2 alloc zone=3 flags=M_WAITOK|M_ZERO\n"
     "cpu3 free_some zone=3 count=3\n"
     "cpu1 boot_next\n"
     "cpu2 alloc zone=0 flags=M_WAITOK\n"
     "cpu0 alloc zone=4 flags=M_WAITOK\n"
-    "cpu3 remote_free handle=3\n"
+    "cpu3 remote_free obj=@8\n"
     "cpu1 poll\n";
 
 // Problem (B) with pressure and faults spread over CPUs, and noise between them.
@@ -53,7 +53,7 @@ const char kPageoutDeadlock[] =
     "cpu2 churn zone=4 count=4\n"
     "cpu0 vm_fault flags=M_WAITOK\n"
     "cpu1 vm_fault flags=M_WAITOK\n"
-    "cpu2 free handle=0\n"
+    "cpu2 free obj=@0\n"
     "cpu0 vm_fault flags=M_WAITOK\n"
     "cpu1 vm_fault flags=M_WAITOK\n"
     "cpu0 vm_fault flags=M_WAITOK\n"
@@ -114,7 +114,7 @@ TEST(Minimize, CleanProgramIsNotACrash) {
       "config backend=0 mode=naive cpus=2 budget=16 boot_slabs=1 reserve=0 boot=running "
       "seed=0x00000001 depth=2 zones=64\n"
       "cpu0 alloc zone=3 flags=M_WAITOK\n"
-      "cpu1 free handle=0\n");
+      "cpu1 free obj=@0\n");
   MinimizeResult r = minimize(p, o, MinimizeOptions{});
   EXPECT_FALSE(r.crashed);
   EXPECT_EQ(r.runs, 1);

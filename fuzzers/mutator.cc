@@ -70,6 +70,10 @@ Op random_op(const Program& p, Rng& rng) {
   tmp.header = p.header;
   tmp.ops.push_back(op);
   canonicalize(&tmp);
+  // A reference is canonicalized where the record lands (as operation 0 here it could
+  // only name @0): small values name the program's first allocations, large ones the
+  // nearest before it.
+  if (has_ref(tmp.ops[0])) tmp.ops[0].c = op.c;
   return tmp.ops[0];
 }
 
@@ -79,6 +83,7 @@ Program random_program(Rng& rng, size_t max_ops) {
   Program p = decode(std::span<const uint8_t>(hb, kHeaderSize));
   size_t n = 1 + rng.below(std::max<size_t>(1, max_ops));
   for (size_t i = 0; i < n; i++) p.ops.push_back(random_op(p, rng));
+  canonicalize(&p);
   return p;
 }
 
@@ -87,13 +92,17 @@ void mutate_program(Program* p, Rng& rng, size_t max_ops) {
   for (int r = 0; r < rounds; r++) {
     std::vector<Op>& ops = p->ops;
     switch (rng.below(9)) {
+      // Records are inserted, removed, moved and swapped with program.h's edits: every
+      // reference keeps naming the operation it named.
       case 0:  // insert a new record
       case 1:
-        if (ops.size() < max_ops)
-          ops.insert(ops.begin() + static_cast<long>(rng.below(ops.size() + 1)), random_op(*p, rng));
+        if (ops.size() < max_ops) {
+          Op op = random_op(*p, rng);
+          insert_ops(p, rng.below(ops.size() + 1), std::span<const Op>(&op, 1));
+        }
         break;
       case 2:  // delete a record
-        if (!ops.empty()) ops.erase(ops.begin() + static_cast<long>(rng.below(ops.size())));
+        if (!ops.empty()) erase_ops(p, rng.below(ops.size()), 1);
         break;
       case 3:  // duplicate a run of records
         if (!ops.empty() && ops.size() < max_ops) {
@@ -102,12 +111,11 @@ void mutate_program(Program* p, Rng& rng, size_t max_ops) {
           len = std::min(len, max_ops - ops.size());
           std::vector<Op> run(ops.begin() + static_cast<long>(from),
                               ops.begin() + static_cast<long>(from + len));
-          ops.insert(ops.begin() + static_cast<long>(rng.below(ops.size() + 1)), run.begin(),
-                     run.end());
+          insert_ops(p, rng.below(ops.size() + 1), run);
         }
         break;
       case 4:  // swap two records
-        if (ops.size() >= 2) std::swap(ops[rng.below(ops.size())], ops[rng.below(ops.size())]);
+        if (ops.size() >= 2) swap_ops(p, rng.below(ops.size()), rng.below(ops.size()));
         break;
       case 5:  // move a record to another CPU
         if (!ops.empty()) ops[rng.below(ops.size())].cpu = static_cast<uint8_t>(rng.below(p->header.ncpus));
@@ -168,7 +176,7 @@ void mutate_schedule(Program* p, Rng& rng, size_t max_ops) {
           op.cpu = static_cast<uint8_t>(rng.below(h.ncpus));
           op.b = static_cast<uint8_t>(rng.below(rng.one_in(2) ? 4 : 64));
           op.c = rng.one_in(3) ? 0 : random_accesses(rng);
-          ops.insert(ops.begin() + static_cast<long>(rng.below(ops.size() + 1)), op);
+          insert_ops(p, rng.below(ops.size() + 1), std::span<const Op>(&op, 1));
         }
         break;
       case 4:  // retime a preemption or a timer
@@ -187,14 +195,12 @@ void mutate_schedule(Program* p, Rng& rng, size_t max_ops) {
       case 5:  // move one to another place in its CPU's stream, or to another CPU
         if (!sched.empty()) {
           size_t from = sched[rng.below(sched.size())];
-          Op op = ops[from];
-          ops.erase(ops.begin() + static_cast<long>(from));
-          if (rng.one_in(3)) op.cpu = static_cast<uint8_t>(rng.below(h.ncpus));
-          ops.insert(ops.begin() + static_cast<long>(rng.below(ops.size() + 1)), op);
+          if (rng.one_in(3)) ops[from].cpu = static_cast<uint8_t>(rng.below(h.ncpus));
+          move_op(p, from, rng.below(ops.size()));
         }
         break;
       case 6:  // remove one
-        if (!sched.empty()) ops.erase(ops.begin() + static_cast<long>(sched[rng.below(sched.size())]));
+        if (!sched.empty()) erase_ops(p, sched[rng.below(sched.size())], 1);
         break;
       default:  // the clock
         h.tick = rng.one_in(3) ? 0 : static_cast<uint8_t>(rng.next());
@@ -218,19 +224,27 @@ bool is_schedule_seed(const uint8_t* data, size_t size) {
 Program crossover_programs(const Program& a, const Program& b, Rng& rng, size_t max_ops) {
   Program c;
   c.header = rng.one_in(2) ? a.header : b.header;
+  // Where each parent's operations land in the child (-1: left out): references follow.
+  std::vector<long> new_a(a.ops.size(), -1), new_b(b.ops.size(), -1);
   if (rng.one_in(2)) {
     // Splice: a prefix of a, a suffix of b.
     size_t ka = rng.below(a.ops.size() + 1);
     size_t kb = rng.below(b.ops.size() + 1);
-    c.ops.assign(a.ops.begin(), a.ops.begin() + static_cast<long>(ka));
-    c.ops.insert(c.ops.end(), b.ops.begin() + static_cast<long>(kb), b.ops.end());
+    for (size_t i = 0; i < ka; i++) new_a[i] = static_cast<long>(c.ops.size()), c.ops.push_back(a.ops[i]);
+    for (size_t j = kb; j < b.ops.size(); j++) new_b[j] = static_cast<long>(c.ops.size()), c.ops.push_back(b.ops[j]);
+    for (size_t k = 0; k < ka; k++) renumber_ref(&c.ops[k], new_a);
+    for (size_t k = ka; k < c.ops.size(); k++) renumber_ref(&c.ops[k], new_b);
   } else {
     // Interleave: run the two streams side by side (often on different CPUs).
     size_t i = 0, j = 0;
+    std::vector<bool> from_a;
     while (i < a.ops.size() || j < b.ops.size()) {
       bool take_a = j >= b.ops.size() || (i < a.ops.size() && rng.one_in(2));
+      (take_a ? new_a[i] : new_b[j]) = static_cast<long>(c.ops.size());
       c.ops.push_back(take_a ? a.ops[i++] : b.ops[j++]);
+      from_a.push_back(take_a);
     }
+    for (size_t k = 0; k < c.ops.size(); k++) renumber_ref(&c.ops[k], from_a[k] ? new_a : new_b);
   }
   if (c.ops.size() > max_ops) c.ops.resize(max_ops);
   canonicalize(&c);
@@ -246,9 +260,10 @@ size_t grow_bytes(uint8_t* data, size_t size, size_t max_size, size_t min_ops, u
   if (max_size < kHeaderSize) return std::min(size, max_size);
   size_t max_ops = std::min(kMaxOps, (max_size - kHeaderSize) / kRecordSize);
   Program p = decode(std::span<const uint8_t>(data, size));
-  while (p.ops.size() < std::min(min_ops, max_ops))
-    p.ops.insert(p.ops.begin() + static_cast<long>(rng.below(p.ops.size() + 1)),
-                 random_op(p, rng));
+  while (p.ops.size() < std::min(min_ops, max_ops)) {
+    Op op = random_op(p, rng);
+    insert_ops(&p, rng.below(p.ops.size() + 1), std::span<const Op>(&op, 1));
+  }
   if (is_schedule_seed(data, size) && rng.one_in(2))
     mutate_schedule(&p, rng, max_ops);
   else

@@ -36,7 +36,9 @@ enum class Range : uint8_t {
   kSizeClass,  // a test zone's object size (program.cc's table), written in bytes
   kPages,      // pages: 0 to the header's budget_pages()
   kBelow,      // 0 .. n - 1
-  kAny,        // any value the field holds (a handle: taken modulo the live objects)
+  kRef,        // a reference to the object an earlier allocating operation made: that
+               // operation's index in the program (text form @N; see program.h)
+  kAny,        // any value the field holds
 };
 
 struct Field {
@@ -51,6 +53,9 @@ struct OpSpec {
   int weight;        // in the mutator's choice of a new record (0: never chosen)
   uint8_t dict_a, dict_b;  // the dictionary's typical record (cpu 0 and cpu 1)
   uint32_t dict_c;
+  bool allocates;    // objects it allocates stay live: a reference (kRef) may name it
+                     // (not a timer's: it is the schedule, which the mutator moves and
+                     // removes while keeping what the CPUs do)
   const char* doc;
 };
 
@@ -59,72 +64,75 @@ struct OpSpec {
 #define SLABFUZZ_FIELD(name, range, n) \
   Field { name, Range::range, n }
 
-// X(Enumerator, "name", a, b, c, weight, dict a, dict b, dict c, "documentation")
-#define SLABFUZZ_OPS(X)                                                                  \
-  X(kAlloc, "alloc", SLABFUZZ_FIELD("zone", kZone, 0), SLABFUZZ_FIELD("flags", kFlags, 0), \
-    SLABFUZZ_NONE, 24, 3, 2, 0, "allocate one object from zone with the flag set")        \
-  X(kFree, "free", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_FIELD("handle", kAny, 0), 14, 0,  \
-    0, 0, "free a live object (handle modulo the live objects)")                          \
-  X(kRemoteFree, "remote_free", SLABFUZZ_NONE, SLABFUZZ_NONE,                             \
-    SLABFUZZ_FIELD("handle", kAny, 0), 8, 0, 0, 0,                                        \
-    "free a live object another CPU allocated (from handle on)")                          \
-  X(kChurn, "churn", SLABFUZZ_FIELD("zone", kZone, 0), SLABFUZZ_FIELD("count", kBelow, 33), \
-    SLABFUZZ_NONE, 4, 3, 15, 0, "count times: allocate from zone, pass a preemption "  \
-    "point, free")                                                                        \
-  X(kPressure, "pressure", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_FIELD("pages", kPages, 0), \
-    4, 0, 0, 1000, "other consumers take up to pages free pages (to the normal floor)")   \
-  X(kFailNext, "fail_next", SLABFUZZ_NONE, SLABFUZZ_FIELD("count", kBelow, 9),             \
-    SLABFUZZ_NONE, 3, 0, 3, 0, "the next count non-blocking page requests fail")      \
-  X(kRelief, "relief", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_FIELD("pages", kPages, 0), 3, \
-    0, 0, 1000, "give back up to pages of what pressure took")                           \
-  X(kBootAdvance, "boot_next", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_NONE, 3, 0, 0, 0,     \
-    "the next boot phase (VM_READY to SMP to RUNNING)")                                   \
-  X(kVmFault, "vm_fault", SLABFUZZ_NONE, SLABFUZZ_FIELD("flags", kFlags, 0), SLABFUZZ_NONE, \
-    8, 0, 0, 0, "a user page fault: a page, a PV entry (and a MAP entry); flags odd: "    \
-    "no wait")                                                                            \
-  X(kVmUnmap, "vm_unmap", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_NONE, 3, 0, 0, 0,          \
-    "unmap one user page")                                                                \
-  X(kPageout, "pageout", SLABFUZZ_NONE, SLABFUZZ_FIELD("count", kBelow, 65), SLABFUZZ_NONE, \
-    4, 0, 3, 0, "page out count pages (a SWAPMETA each)")                             \
-  X(kInterrupt, "interrupt", SLABFUZZ_FIELD("target", kCpu, 0),                           \
-    SLABFUZZ_FIELD("count", kBelow, 17), SLABFUZZ_FIELD("zone", kZone, 0), 5, 1, 7, 3,     \
-    "an interrupt on CPU target: count M_INTNOWAIT allocations from zone")            \
-  X(kPoll, "poll", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_NONE, 3, 0, 0, 0,                 \
-    "the poller retires surplus slabs (and is kicked to run again)")                      \
-  X(kDrain, "drain", SLABFUZZ_FIELD("zone", kZone, 0), SLABFUZZ_NONE, SLABFUZZ_NONE, 3, 3,  \
-    0, 0, "drain this CPU's slabs of zone")                                               \
-  X(kZoneCreate, "zone_create", SLABFUZZ_FIELD("zone", kTestZone, 0),                     \
-    SLABFUZZ_FIELD("size", kSizeClass, 0), SLABFUZZ_NONE, 2, 0, 1, 0,                      \
-    "create test zone (if destroyed) with objects of size bytes")                         \
-  X(kZoneDestroy, "zone_destroy", SLABFUZZ_FIELD("zone", kTestZone, 0), SLABFUZZ_NONE,     \
-    SLABFUZZ_NONE, 2, 0, 0, 0, "free a test zone's objects and destroy it")               \
-  X(kReserveChain, "reserve_chain", SLABFUZZ_FIELD("zone", kZone, 0),                     \
-    SLABFUZZ_FIELD("count", kBelow, 33), SLABFUZZ_NONE, 3, 3, 15, 0,                       \
-    "count M_NOWAIT allocations in a row from zone (into its reserve)")               \
-  X(kMisuse, "misuse", SLABFUZZ_FIELD("kind", kBelow, 4), SLABFUZZ_NONE,                  \
-    SLABFUZZ_FIELD("handle", kAny, 0), 1, 0, 0, 0,                                        \
-    "kind 0 double free, 1 wrong zone, 2 interior, 3 foreign pointer: the allocator "     \
-    "must panic with the matching message (ends the run)")                                \
-  X(kPreempt, "preempt", SLABFUZZ_NONE, SLABFUZZ_FIELD("after", kAny, 0),                 \
-    SLABFUZZ_FIELD("accesses", kBelow, 256), 4, 0, 3, 0,                                   \
-    "this CPU's thread passes after preemption points, then is preempted at the "         \
-    "next or, with accesses > 0, that many shared accesses later")                        \
-  X(kTimer, "timer", SLABFUZZ_FIELD("target", kCpu, 0), SLABFUZZ_FIELD("after", kAny, 0),  \
-    SLABFUZZ_FIELD("zone", kZone, 0), 4, 1, 3, 3,                                          \
-    "a timer interrupt of 8 M_INTNOWAIT allocations from zone on CPU target: CPU "        \
-    "target passes after preemption points, and it fires at the next")                  \
-  X(kFreeSome, "free_some", SLABFUZZ_FIELD("zone", kZone, 0),                             \
-    SLABFUZZ_FIELD("count", kBelow, 33), SLABFUZZ_NONE, 4, 3, 3, 0,                        \
-    "free the zone's count oldest live objects, oldest first")                      \
-  X(kRealloc, "realloc", SLABFUZZ_FIELD("zone", kZone, 0), SLABFUZZ_NONE,                 \
-    SLABFUZZ_FIELD("handle", kAny, 0), 2, 3, 0, 0,                                        \
-    "move a live object to zone as krealloc does: a new object there, then the old freed")
+// X(Enumerator, "name", a, b, c, weight, dict a, dict b, dict c, allocates, "documentation")
+#define SLABFUZZ_OPS(X)                                                                        \
+  X(kAlloc, "alloc", SLABFUZZ_FIELD("zone", kZone, 0), SLABFUZZ_FIELD("flags", kFlags, 0),     \
+    SLABFUZZ_NONE, 24, 3, 2, 0, true, "allocate one object from zone with the flag set")       \
+  X(kFree, "free", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_FIELD("obj", kRef, 0), 14, 0,        \
+    0, 0, false, "free the object operation obj allocated")                                    \
+  X(kRemoteFree, "remote_free", SLABFUZZ_NONE, SLABFUZZ_NONE,                                  \
+    SLABFUZZ_FIELD("obj", kRef, 0), 8, 0, 0, 0, false,                                         \
+    "free the object operation obj allocated, or the nearest another CPU allocated")           \
+  X(kChurn, "churn", SLABFUZZ_FIELD("zone", kZone, 0), SLABFUZZ_FIELD("count", kBelow, 33),    \
+    SLABFUZZ_NONE, 4, 3, 15, 0, false, "count times: allocate from zone, pass a preemption "   \
+    "point, free")                                                                             \
+  X(kPressure, "pressure", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_FIELD("pages", kPages, 0),   \
+    4, 0, 0, 1000, false, "other consumers take up to pages free pages (to the normal floor)") \
+  X(kFailNext, "fail_next", SLABFUZZ_NONE, SLABFUZZ_FIELD("count", kBelow, 9),                 \
+    SLABFUZZ_NONE, 3, 0, 3, 0, false, "the next count non-blocking page requests fail")        \
+  X(kRelief, "relief", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_FIELD("pages", kPages, 0), 3,    \
+    0, 0, 1000, false, "give back up to pages of what pressure took")                          \
+  X(kBootAdvance, "boot_next", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_NONE, 3, 0, 0, 0, false, \
+    "the next boot phase (VM_READY to SMP to RUNNING)")                                        \
+  X(kVmFault, "vm_fault", SLABFUZZ_NONE, SLABFUZZ_FIELD("flags", kFlags, 0), SLABFUZZ_NONE,    \
+    8, 0, 0, 0, false, "a user page fault: a page, a PV entry (and a MAP entry); flags odd: "  \
+    "no wait")                                                                                 \
+  X(kVmUnmap, "vm_unmap", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_NONE, 3, 0, 0, 0, false,      \
+    "unmap one user page")                                                                     \
+  X(kPageout, "pageout", SLABFUZZ_NONE, SLABFUZZ_FIELD("count", kBelow, 65), SLABFUZZ_NONE,    \
+    4, 0, 3, 0, false, "page out count pages (a SWAPMETA each)")                               \
+  X(kInterrupt, "interrupt", SLABFUZZ_FIELD("target", kCpu, 0),                                \
+    SLABFUZZ_FIELD("count", kBelow, 17), SLABFUZZ_FIELD("zone", kZone, 0), 5, 1, 7, 3, true,   \
+    "an interrupt on CPU target: count M_INTNOWAIT allocations from zone")                     \
+  X(kPoll, "poll", SLABFUZZ_NONE, SLABFUZZ_NONE, SLABFUZZ_NONE, 3, 0, 0, 0, false,             \
+    "the poller retires surplus slabs (and is kicked to run again)")                           \
+  X(kDrain, "drain", SLABFUZZ_FIELD("zone", kZone, 0), SLABFUZZ_NONE, SLABFUZZ_NONE, 3, 3,     \
+    0, 0, false, "drain this CPU's slabs of zone")                                             \
+  X(kZoneCreate, "zone_create", SLABFUZZ_FIELD("zone", kTestZone, 0),                          \
+    SLABFUZZ_FIELD("size", kSizeClass, 0), SLABFUZZ_NONE, 2, 0, 1, 0, false,                   \
+    "create test zone (if destroyed) with objects of size bytes")                              \
+  X(kZoneDestroy, "zone_destroy", SLABFUZZ_FIELD("zone", kTestZone, 0), SLABFUZZ_NONE,         \
+    SLABFUZZ_NONE, 2, 0, 0, 0, false, "free a test zone's objects and destroy it")             \
+  X(kReserveChain, "reserve_chain", SLABFUZZ_FIELD("zone", kZone, 0),                          \
+    SLABFUZZ_FIELD("count", kBelow, 33), SLABFUZZ_NONE, 3, 3, 15, 0, true,                     \
+    "count M_NOWAIT allocations in a row from zone (into its reserve)")                        \
+  X(kMisuse, "misuse", SLABFUZZ_FIELD("kind", kBelow, 4), SLABFUZZ_NONE,                       \
+    SLABFUZZ_FIELD("obj", kRef, 0), 1, 0, 0, 0, false,                                         \
+    "on the object obj allocated: kind 0 double free, 1 wrong zone, 2 interior, 3 "            \
+    "foreign pointer: the allocator "                                                          \
+    "must panic with the matching message (ends the run)")                                     \
+  X(kPreempt, "preempt", SLABFUZZ_NONE, SLABFUZZ_FIELD("after", kAny, 0),                      \
+    SLABFUZZ_FIELD("accesses", kBelow, 256), 4, 0, 3, 0, false,                                \
+    "this CPU's thread passes after preemption points, then is preempted at the "              \
+    "next or, with accesses > 0, that many shared accesses later")                             \
+  X(kTimer, "timer", SLABFUZZ_FIELD("target", kCpu, 0), SLABFUZZ_FIELD("after", kAny, 0),      \
+    SLABFUZZ_FIELD("zone", kZone, 0), 4, 1, 3, 3, false,                                        \
+    "a timer interrupt of 8 M_INTNOWAIT allocations from zone on CPU target: CPU "             \
+    "target passes after preemption points, and it fires at the next")                         \
+  X(kFreeSome, "free_some", SLABFUZZ_FIELD("zone", kZone, 0),                                  \
+    SLABFUZZ_FIELD("count", kBelow, 33), SLABFUZZ_NONE, 4, 3, 3, 0, false,                     \
+    "free the zone's count oldest live objects, oldest first")                                 \
+  X(kRealloc, "realloc", SLABFUZZ_FIELD("zone", kZone, 0), SLABFUZZ_NONE,                      \
+    SLABFUZZ_FIELD("obj", kRef, 0), 2, 3, 0, 0, true,                                          \
+    "move the object obj allocated to zone as krealloc does: a new object there, then "        \
+    "the old freed")
 
 #define SLABFUZZ_OP_ENUM(e, ...) e,
 enum class OpCode : uint8_t { SLABFUZZ_OPS(SLABFUZZ_OP_ENUM) kNumOps };
 #undef SLABFUZZ_OP_ENUM
 
-#define SLABFUZZ_OP_SPEC(e, name, a, b, c, w, da, db, dc, doc) OpSpec{name, a, b, c, w, da, db, dc, doc},
+#define SLABFUZZ_OP_SPEC(e, name, a, b, c, w, da, db, dc, al, doc) \
+  OpSpec{name, a, b, c, w, da, db, dc, al, doc},
 inline constexpr OpSpec kOpSpecs[] = {SLABFUZZ_OPS(SLABFUZZ_OP_SPEC)};
 #undef SLABFUZZ_OP_SPEC
 

@@ -1,6 +1,9 @@
 // oracle.cc - the shadow model and its checks (see oracle.h).
 #include "fuzzers/oracle.h"
 
+#include <cstdlib>
+#include <tuple>
+
 #include <algorithm>
 #include <cstring>
 
@@ -157,7 +160,24 @@ long Oracle::index_of(const void* addr) const {
   return it == by_addr_.end() || it->first != a ? -1 : static_cast<long>(it->second);
 }
 
-void Oracle::on_alloc(int zone, void* obj, int flags, int cpu) {
+long Oracle::find_ref(int origin, int not_cpu) const {
+  // Smallest key wins: (own CPU when another's was asked for, after the operation,
+  // distance, serial).
+  long best = -1;
+  std::tuple<bool, bool, long, uint64_t> best_key;
+  for (size_t i = 0; i < live_.size(); i++) {
+    const LiveObject& o = live_[i];
+    auto key = std::make_tuple(not_cpu >= 0 && o.cpu == not_cpu, o.origin > origin,
+                               std::labs(static_cast<long>(o.origin) - origin), o.serial);
+    if (best < 0 || key < best_key) {
+      best = static_cast<long>(i);
+      best_key = key;
+    }
+  }
+  return best;
+}
+
+void Oracle::on_alloc(int zone, void* obj, int flags, int cpu, int origin) {
   Zone& z = zones_.at(zone);
   auto addr = reinterpret_cast<uintptr_t>(obj);
   const char* zn = z.name.c_str();
@@ -193,7 +213,7 @@ void Oracle::on_alloc(int zone, void* obj, int flags, int cpu) {
       kenv::check_failed("m-zero", "zone %s: M_ZERO object %p is not zeroed (byte %zu is %u)",
                          zn, obj, i, b[i]);
   }
-  LiveObject o{addr, zone, z.size, cpu, ++serial_};
+  LiveObject o{addr, zone, z.size, cpu, ++serial_, origin};
   fill(obj, z.size, o.serial);
   by_addr_.insert(next, {addr, live_.size()});
   live_.push_back(o);

@@ -26,6 +26,7 @@ struct LiveObject {
   size_t size = 0;
   int cpu = 0;
   uint64_t serial = 0;
+  int origin = -1;  // the program operation that allocated it (-1: none, a clock tick)
 };
 
 class Oracle {
@@ -43,13 +44,18 @@ class Oracle {
   const std::string& zone_name(int zone) const { return zones_.at(zone).name; }
 
   // A fresh object from zone: checks and records it, then writes its pattern.
-  void on_alloc(int zone, void* obj, int flags, int cpu);
+  void on_alloc(int zone, void* obj, int flags, int cpu, int origin = -1);
   // Removes live object i (content checked) and returns it; the caller frees it.
   LiveObject take(size_t i);
   size_t live_count() const { return live_.size(); }
   uint64_t allocated() const { return serial_; }  // objects it has seen allocated
   const LiveObject& live(size_t i) const { return live_[i]; }
   size_t live_in_zone(int zone) const;
+  // The live object a reference to operation `origin` names (program.h): the oldest
+  // that operation allocated; else one the nearest operation before it allocated, else
+  // after it (the oldest of those). With not_cpu >= 0, objects another CPU allocated
+  // come first. -1 if nothing is live.
+  long find_ref(int origin, int not_cpu = -1) const;
   // The index of the live object at addr, or -1 (another thread may have freed it).
   long index_of(const void* addr) const;
   // The addresses of zone's k oldest live objects (first allocated first).

@@ -51,9 +51,22 @@ uint32_t field_canon(const Field& f, uint32_t v, const Header& h, int nzones) {
     case Range::kSizeClass: return v % kNumSizeClasses;
     case Range::kPages: return v % static_cast<uint32_t>(h.budget_pages() + 1);
     case Range::kBelow: return v % f.n;
+    case Range::kRef: return v;  // canonical_ref: it depends on the operations before
     case Range::kAny: return v;
   }
   return v;
+}
+
+// A reference of operation i taken to the nearest operation at or before it that is
+// earlier than i and allocates; else the first that allocates before i; else @0 (a
+// reference to nothing: at run time the nearest live object).
+uint32_t canonical_ref(const std::vector<Op>& ops, size_t i, uint32_t v) {
+  if (i == 0) return 0;
+  size_t r = std::min<size_t>(v, i - 1);
+  while (r > 0 && !op_spec(ops[r].code).allocates) r--;
+  for (size_t k = r; k < i; k++)
+    if (op_spec(ops[k].code).allocates) return static_cast<uint32_t>(k);
+  return 0;
 }
 
 void canonicalize_op(Op* op, const Header& h, int nzones) {
@@ -99,7 +112,81 @@ void canonicalize(Program* p) {
                                           << 5 |
                                       h.tick_period());
   if (p->ops.size() > kMaxOps) p->ops.resize(kMaxOps);
-  for (Op& op : p->ops) canonicalize_op(&op, h, p->num_zones());
+  for (size_t i = 0; i < p->ops.size(); i++) {
+    Op& op = p->ops[i];
+    canonicalize_op(&op, h, p->num_zones());
+    if (has_ref(op)) op.c = canonical_ref(p->ops, i, op.c);
+  }
+}
+
+bool has_ref(const Op& op) { return op_spec(op.code).c.range == Range::kRef; }
+
+void renumber_ref(Op* op, std::span<const long> new_of) {
+  if (!has_ref(*op) || op->c >= new_of.size()) return;
+  long k = static_cast<long>(op->c);
+  while (k >= 0 && new_of[static_cast<size_t>(k)] < 0) k--;
+  op->c = k >= 0 ? static_cast<uint32_t>(new_of[static_cast<size_t>(k)]) : 0;
+}
+
+namespace {
+
+// Rebuilds p->ops as `next` (operations still in the old numbering), renumbering every
+// reference through new_of.
+void apply_edit(Program* p, std::vector<Op> next, const std::vector<long>& new_of) {
+  for (Op& op : next) renumber_ref(&op, new_of);
+  p->ops = std::move(next);
+  canonicalize(p);
+}
+
+}  // namespace
+
+void insert_ops(Program* p, size_t pos, std::span<const Op> ops) {
+  pos = std::min(pos, p->ops.size());
+  std::vector<long> new_of(p->ops.size());
+  for (size_t k = 0; k < new_of.size(); k++)
+    new_of[k] = static_cast<long>(k < pos ? k : k + ops.size());
+  std::vector<Op> next(p->ops.begin(), p->ops.begin() + static_cast<long>(pos));
+  next.insert(next.end(), ops.begin(), ops.end());
+  next.insert(next.end(), p->ops.begin() + static_cast<long>(pos), p->ops.end());
+  apply_edit(p, std::move(next), new_of);
+}
+
+void erase_ops(Program* p, size_t pos, size_t n) {
+  pos = std::min(pos, p->ops.size());
+  n = std::min(n, p->ops.size() - pos);
+  std::vector<long> new_of(p->ops.size());
+  for (size_t k = 0; k < new_of.size(); k++)
+    new_of[k] = k < pos ? static_cast<long>(k) : k < pos + n ? -1 : static_cast<long>(k - n);
+  std::vector<Op> next(p->ops.begin(), p->ops.begin() + static_cast<long>(pos));
+  next.insert(next.end(), p->ops.begin() + static_cast<long>(pos + n), p->ops.end());
+  apply_edit(p, std::move(next), new_of);
+}
+
+void move_op(Program* p, size_t from, size_t to) {
+  if (from >= p->ops.size()) return;
+  to = std::min(to, p->ops.size() - 1);
+  std::vector<size_t> order;  // old indices in their new order
+  for (size_t k = 0; k < p->ops.size(); k++)
+    if (k != from) order.push_back(k);
+  order.insert(order.begin() + static_cast<long>(to), from);
+  std::vector<long> new_of(p->ops.size());
+  std::vector<Op> next;
+  for (size_t k = 0; k < order.size(); k++) {
+    new_of[order[k]] = static_cast<long>(k);
+    next.push_back(p->ops[order[k]]);
+  }
+  apply_edit(p, std::move(next), new_of);
+}
+
+void swap_ops(Program* p, size_t i, size_t j) {
+  if (i >= p->ops.size() || j >= p->ops.size()) return;
+  std::vector<long> new_of(p->ops.size());
+  for (size_t k = 0; k < new_of.size(); k++) new_of[k] = static_cast<long>(k);
+  new_of[i] = static_cast<long>(j);
+  new_of[j] = static_cast<long>(i);
+  std::vector<Op> next = p->ops;
+  std::swap(next[i], next[j]);
+  apply_edit(p, std::move(next), new_of);
 }
 
 Program decode(std::span<const uint8_t> bytes) {
@@ -212,6 +299,8 @@ std::string to_text(const Program& p) {
                  values[i] - (f.range == Range::kZone ? kVmZones : 0));
       else if (f.range == Range::kSizeClass)
         snprintf(buf, sizeof(buf), " %s=%zu", f.name, size_class(static_cast<int>(values[i])));
+      else if (f.range == Range::kRef)
+        snprintf(buf, sizeof(buf), " %s=@%" PRIu32, f.name, values[i]);
       else
         snprintf(buf, sizeof(buf), " %s=%" PRIu32, f.name, values[i]);
       out += buf;
@@ -371,6 +460,16 @@ std::optional<Program> parse_text(const std::string& text, std::string* error) {
                                                           "TEST0.., or a number)"
                                                         : " (TEST0.., or a number)"));
         n = static_cast<uint64_t>(z);
+      } else if (fields[i]->range == Range::kRef) {
+        if (v.empty() || v[0] != '@' || !parse_uint(v.substr(1), &n))
+          return fail("bad reference '" + v + "' for " + k + " (@N: the operation on line N " +
+                      "of the operations, from 0, that allocated it)");
+        if (n > UINT32_MAX ||
+            canonical_ref(p.ops, p.ops.size(), static_cast<uint32_t>(n)) != n)
+          return fail(k + "=" + v + " names no earlier operation that allocates" +
+                      (n < p.ops.size() ? std::string(" (operation ") + std::to_string(n) + " is " +
+                                              op_name(p.ops[n].code) + ")"
+                                        : std::string()));
       } else {
         if (!parse_uint(v, &n)) return fail("bad number '" + v + "' for " + k);
         if (fields[i]->range == Range::kSizeClass) {

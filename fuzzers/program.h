@@ -3,8 +3,19 @@
 //
 // Binary encoding: a 16-byte header, then 8-byte records. Every byte string decodes
 // to a valid program: values are taken modulo their range, a trailing partial record
-// is dropped, handles are resolved modulo the live set when the program runs (like
-// syzkaller resources), and at most kMaxOps records are read. encode(decode(b)) is
+// is dropped, and at most kMaxOps records are read.
+//
+// References (as syzkaller's resources): an operation that uses an object (free,
+// remote_free, misuse, realloc: ops.h's kRef fields) names the operation that
+// allocated it by its index in the program, written "obj=@N" in the text form. A
+// reference is canonical when it names an earlier operation that allocates (ops.h's
+// `allocates`); any other value is taken to the nearest earlier one (if none is at or
+// before the value, to the first one; with none at all, to @0, which names nothing). The structural edits below (insert, erase, move, swap) keep every reference
+// naming the operation it named, so an edit elsewhere never changes what a free frees.
+// When the program runs, a reference frees the oldest live object that operation
+// allocated; if there is none (not yet allocated on another CPU, freed already, or the
+// allocation failed), the live object allocated by the nearest operation before it,
+// else after it (harness.cc; deterministic, as the interleaving is). encode(decode(b)) is
 // the canonical form of b, and decode(encode(p)) == p for every decoded p.
 //
 // Text form: one line per operation, "cpuN verb key=value ...", after a "config"
@@ -97,8 +108,22 @@ std::string to_text(const Program& p);
 // Parses the text form; on error returns nullopt and sets *error ("line N: ...").
 std::optional<Program> parse_text(const std::string& text, std::string* error);
 
-// Clamps every field into range (what decode does to raw bytes).
+// Clamps every field into range (what decode does to raw bytes), references included.
 void canonicalize(Program* p);
+
+// Whether operation i of p names an object (a kRef field, in c).
+bool has_ref(const Op& op);
+
+// Edits that keep references naming the operations they named (then canonicalize).
+// An edit that removes a referenced operation takes the reference to the nearest
+// earlier operation kept.
+void insert_ops(Program* p, size_t pos, std::span<const Op> ops);
+void erase_ops(Program* p, size_t pos, size_t n);
+void move_op(Program* p, size_t from, size_t to);  // to: its index afterwards
+void swap_ops(Program* p, size_t i, size_t j);
+// The general form: new_of[k] is old operation k's index in *ops after the edit, or -1
+// if it was removed; op's reference (in the old numbering) follows its operation.
+void renumber_ref(Op* op, std::span<const long> new_of);
 
 // The engines' dictionary (slabfuzz.dict): a typical record of every operation.
 std::string dictionary_text();

@@ -83,6 +83,13 @@ TEST(Program, MalformedTextIsRejectedWithItsLine) {
       {"config\ncpu0 alloc zone=99\n", "line 2: value out of range in alloc"},
       {"config\ncpu0 free pages=3\n", "line 2: operation free takes no pages=3"},
       {"config mode=lazy\n", "line 1: mode must be naive or reserved"},
+      {"config\ncpu0 alloc zone=0\ncpu0 free obj=1\n",
+       "line 3: bad reference '1' for obj (@N: the operation on line N of the operations, "
+       "from 0, that allocated it)"},
+      {"config\ncpu0 alloc zone=0\ncpu0 free obj=@1\n",
+       "line 3: obj=@1 names no earlier operation that allocates"},
+      {"config\ncpu0 alloc zone=0\ncpu0 poll\ncpu0 free obj=@1\n",
+       "line 4: obj=@1 names no earlier operation that allocates (operation 1 is poll)"},
       {"", "line 0: no config line"},
   };
   for (const Case& c : cases) {
@@ -90,6 +97,87 @@ TEST(Program, MalformedTextIsRejectedWithItsLine) {
     EXPECT_FALSE(parse_text(c.text, &err).has_value()) << c.text;
     EXPECT_EQ(err, c.error) << c.text;
   }
+}
+
+Program MustParse(const std::string& text) {
+  std::string err;
+  auto p = parse_text(text, &err);
+  EXPECT_TRUE(p.has_value()) << err << "\n" << text;
+  return p.value_or(Program{});
+}
+
+std::string OpsText(const Program& p) {
+  std::string t = to_text(p);
+  return t.substr(t.find('\n') + 1);
+}
+
+// A reference names the operation that allocated its object, by index; every edit of
+// program.h keeps it naming that operation.
+TEST(Program, ReferencesFollowTheirOperationsThroughEdits) {
+  Program p = MustParse(
+      "config cpus=2 zones=64,256\n"
+      "cpu0 alloc zone=TEST0\n"         // 0
+      "cpu1 reserve_chain zone=TEST1 count=3\n"  // 1
+      "cpu0 poll\n"                     // 2
+      "cpu1 free obj=@1\n"              // 3
+      "cpu0 remote_free obj=@0\n");     // 4
+  Op unrelated;
+  unrelated.code = OpCode::kAlloc;
+  unrelated.a = 4;
+  Program q = p;
+  insert_ops(&q, 1, std::span<const Op>(&unrelated, 1));
+  EXPECT_EQ(OpsText(q),
+            "cpu0 alloc zone=TEST0 flags=M_WAITOK\n"
+            "cpu0 alloc zone=TEST1 flags=M_WAITOK\n"
+            "cpu1 reserve_chain zone=TEST1 count=3\n"
+            "cpu0 poll\n"
+            "cpu1 free obj=@2\n"
+            "cpu0 remote_free obj=@0\n");
+  erase_ops(&q, 1, 1);
+  EXPECT_EQ(q, p);
+  // Removing the operation a reference names takes it to the nearest earlier allocation.
+  q = p;
+  erase_ops(&q, 1, 1);
+  EXPECT_EQ(OpsText(q),
+            "cpu0 alloc zone=TEST0 flags=M_WAITOK\n"
+            "cpu0 poll\n"
+            "cpu1 free obj=@0\n"
+            "cpu0 remote_free obj=@0\n");
+  // Moving the allocation after its use: the use names the nearest earlier one.
+  q = p;
+  move_op(&q, 0, 2);
+  EXPECT_EQ(OpsText(q),
+            "cpu1 reserve_chain zone=TEST1 count=3\n"
+            "cpu0 poll\n"
+            "cpu0 alloc zone=TEST0 flags=M_WAITOK\n"
+            "cpu1 free obj=@0\n"
+            "cpu0 remote_free obj=@2\n");
+  q = p;
+  swap_ops(&q, 3, 4);
+  EXPECT_EQ(OpsText(q),
+            "cpu0 alloc zone=TEST0 flags=M_WAITOK\n"
+            "cpu1 reserve_chain zone=TEST1 count=3\n"
+            "cpu0 poll\n"
+            "cpu0 remote_free obj=@0\n"
+            "cpu1 free obj=@1\n");
+}
+
+// In bytes any value is a reference: taken to the nearest earlier allocating operation.
+TEST(Program, ReferencesAreCanonicalInBytes) {
+  Program p = MustParse("config\ncpu0 alloc zone=0\ncpu0 poll\ncpu0 alloc zone=1\n"
+                        "cpu0 vm_unmap\ncpu0 free obj=@2\n");
+  for (uint32_t raw : {2u, 3u, 4u, 5u, 200u, 0xffffffffu}) {
+    Program q = p;
+    q.ops[4].c = raw;
+    canonicalize(&q);
+    EXPECT_EQ(q.ops[4].c, 2u) << raw;
+  }
+  Program q = p;
+  q.ops[4].c = 1;
+  canonicalize(&q);
+  EXPECT_EQ(q.ops[4].c, 0u);
+  Program first = MustParse("config\ncpu0 free obj=@0\n");  // nothing before it: @0
+  EXPECT_EQ(first.ops[0].c, 0u);
 }
 
 TEST(Mutator, OutputAlwaysDecodesToItselfAndFits) {
@@ -182,11 +270,17 @@ TEST(Program, ScheduleAtAccessesInTextAndBytes) {
   EXPECT_FALSE(parse_text("config cpus=1\ncpu0 preempt after=1 accesses=256\n", &err));
 }
 
-// What the CPUs do, without the schedule: the operations but preempt and timer.
+// What the CPUs do, without the schedule: the operations but preempt and timer, each
+// reference renumbered to the operation's place among them.
 std::vector<Op> Work(const Program& p) {
   std::vector<Op> w;
-  for (const Op& op : p.ops)
+  std::vector<uint32_t> work_index;
+  for (const Op& op : p.ops) {
+    work_index.push_back(static_cast<uint32_t>(w.size()));
     if (op.code != OpCode::kPreempt && op.code != OpCode::kTimer) w.push_back(op);
+  }
+  for (Op& op : w)
+    if (has_ref(op)) op.c = work_index[op.c];
   return w;
 }
 
@@ -197,7 +291,7 @@ TEST(Mutator, ScheduleMutationKeepsTheWork) {
     Program p = random_program(rng, 40);
     Program q = p;
     mutate_schedule(&q, rng, 64);
-    EXPECT_EQ(Work(q), Work(p));
+    EXPECT_EQ(Work(q), Work(p)) << to_text(p) << "----\n" << to_text(q);
     Header a = p.header, b = q.header;
     a.seed = b.seed = 0;
     a.pct_depth = b.pct_depth = 0;
