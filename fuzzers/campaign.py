@@ -4,7 +4,8 @@
     fuzzers/campaign.py [--target=NAME] [--engine=libfuzzer|afl] [--duration=SECONDS]
                         [--out=DIR] [--jobs=N] [--define=K=V ...] [--keep-per-title=K]
                         [--binary=BIN] [--max-len=N] [--prune | --no-prune]
-                        [--http=HOST:PORT] [--report] [--quiet]
+                        [--http=HOST:PORT] [--report] [--stop-on-crash] [--sync=DIR]
+                        [--quiet]
 
 Builds the target's fuzz binary, seeds the corpus from corpora/NAME/ (text programs are
 compiled to binary), fuzzes for --duration seconds (0: until stopped), prints the
@@ -17,6 +18,12 @@ crash as it loads leave the corpus, and when even the empty program crashes the
 campaign says so and stops. --jobs=N > 1 uses libFuzzer's fork mode. Triage runs
 beside the engine: every crash is replayed and filed as it appears, and the first
 input of each new title is minimized.
+
+--stop-on-crash ends the campaign once the first crash is filed and minimized (the
+gate's code-change mode, as ClusterFuzzLite's). --sync=DIR shares the corpus with
+every other campaign given the same folder, on this machine or another that mounts it
+(Syncer: every 30 s, inputs named by content hash, nothing overwritten, nothing read
+half-written).
 
 When it ends (not when stopped) the corpus is pruned to a subset with the same
 coverage (libFuzzer's -merge=1; --no-prune keeps it whole); --prune only prunes.
@@ -262,6 +269,15 @@ class Stop:
             except (ProcessLookupError, PermissionError):
                 pass
 
+    def request(self):
+        """Stop from inside (--stop-on-crash): as a signal does, with no signal named."""
+        self.event.set()
+        for pg in list(self.groups):
+            try:
+                os.killpg(pg, signal.SIGINT)
+            except (ProcessLookupError, PermissionError):
+                pass
+
     @property
     def requested(self):
         return self.event.is_set()
@@ -304,6 +320,7 @@ class Triager(threading.Thread):
         self.finish = threading.Event()  # triage what is there, then end
         self.abort = threading.Event()   # end now
         self.child = None
+        self.on_filed = None  # called with each title once its input is filed (and minimized)
 
     def pending(self):
         try:
@@ -416,10 +433,98 @@ class Triager(threading.Thread):
                                MINIMIZE_SECONDS + 2 * HANG_SECONDS)
             if r and r[0] == 0 and r[1] and r[1].strip():
                 print("campaign: " + r[1].strip().splitlines()[-1], flush=True)
+        if self.on_filed is not None:
+            self.on_filed(title)
 
     def snapshot(self):
         with self.lock:
             return dict(self.titles), self.latest
+
+
+class Syncer(threading.Thread):
+    """Corpus sync (--sync=DIR), as AFL++'s -M/-S share a folder: every `every` seconds
+    this campaign exports its corpus inputs it has not exported yet and imports the
+    inputs others exported. A file in DIR is named by the SHA-1 of its content: one
+    input has one name whoever found it, and an existing name is never written again
+    (no clobbering). Writes go to a dotted temporary name first and are linked into
+    place, so a reader never sees a partial file; readers skip dotted names. Imports
+    land in the corpus under their hash, where libFuzzer's periodic corpus reload takes
+    them in (AFL++ reads DIR itself, as a foreign queue: -F)."""
+
+    def __init__(self, sync_dir, exports, imports, every):
+        super().__init__(daemon=True)
+        self.dir, self.exports, self.imports, self.every = sync_dir, exports, imports, every
+        self.seen = set()      # hashes in DIR we know of (exported or imported)
+        self.done = set()      # our own paths already exported
+        self.exported = self.imported = 0
+        self.finish = threading.Event()
+
+    @staticmethod
+    def put(folder, name, data):
+        """Creates folder/name with data unless it exists; True if it wrote it."""
+        dest = os.path.join(folder, name)
+        if os.path.exists(dest):
+            return False
+        tmp = os.path.join(folder, f".tmp-{name}-{os.getpid()}-{threading.get_ident()}")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        try:
+            os.link(tmp, dest)  # fails if another campaign got there first
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+
+    def once(self):
+        for pattern in self.exports:
+            for path in sorted(glob.glob(pattern)):
+                if path in self.done or os.path.basename(path).startswith(".") or \
+                        not os.path.isfile(path):
+                    continue
+                self.done.add(path)
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                h = hashlib.sha1(data).hexdigest()
+                self.seen.add(h)
+                if self.put(self.dir, h, data):
+                    self.exported += 1
+        try:
+            names = sorted(os.listdir(self.dir))
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(".") or name in self.seen:
+                continue
+            self.seen.add(name)
+            if self.imports is None:
+                continue
+            try:
+                with open(os.path.join(self.dir, name), "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            if hashlib.sha1(data).hexdigest() != name:
+                continue  # not an input a campaign exported
+            if self.put(self.imports, name, data):
+                self.done.add(os.path.join(self.imports, name))  # not exported back
+                self.imported += 1
+
+    def run(self):
+        while True:
+            try:
+                self.once()
+            except OSError as e:
+                print(f"campaign: sync with {self.dir}: {e.strerror}", flush=True)
+            if self.finish.wait(self.every):
+                try:
+                    self.once()  # what the last seconds found goes out too
+                except OSError:
+                    pass
+                return
 
 
 def title_of(out):
@@ -464,6 +569,7 @@ class Campaign:
         self.last_tick = (self.start, 0)
         self.restarts = 0
         self.every_input_crashes = False
+        self.sync_dir = None  # --sync: afl-fuzz reads the shared folder as a foreign queue
         self.deadline = self.start + a.duration if a.duration else None
         self.tick_every = a.stats_every  # seconds between two records of the numbers
 
@@ -504,6 +610,8 @@ class Campaign:
                     f.write(b"\0" * 16)
             args = ["afl-fuzz", "-i", seeds, "-o", os.path.join(self.out, "afl"),
                     "-G", str(a.max_len)]  # programs as long as libFuzzer's (-G = -max_len)
+            if self.sync_dir:
+                args += ["-M", "main", "-F", self.sync_dir]  # the others' inputs, from --sync
             left = self.remaining()
             if left is not None:
                 args += ["-V", str(max(1, int(left + 0.5)))]
@@ -686,6 +794,8 @@ def write_summary(out, a, c, elapsed, pruned=None):
     how = []
     if c.stop.signum is not None:
         how.append("stopped by " + signal.Signals(c.stop.signum).name)
+    elif c.stop.requested:
+        how.append("stopped at the first crash")
     if c.restarts:
         how.append(f"engine restarted {c.restarts} times after crashes")
     lines = [f"target {a.target} engine {a.engine} ran {elapsed:.0f} s"
@@ -732,6 +842,12 @@ def main():
                     help="serve the live dashboard there (port 0: any free port)")
     ap.add_argument("--report", action="store_true",
                     help="only write the output folder's dashboard.html, no fuzzing")
+    ap.add_argument("--sync", default=None, metavar="DIR",
+                    help="share the corpus through DIR with other campaigns (any machine "
+                         "that mounts it)")
+    ap.add_argument("--sync-every", type=float, default=30.0, help=argparse.SUPPRESS)
+    ap.add_argument("--stop-on-crash", action="store_true",
+                    help="stop once the first crash is filed and minimized (a CI gate's mode)")
     ap.add_argument("--stats-every", type=float, default=5.0, help=argparse.SUPPRESS)
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args()
@@ -777,6 +893,18 @@ def main():
         prepare_out(out)
     except OSError as e:
         die(f"--out {out}: {e.strerror}")
+    sync_dir = None
+    if a.sync:
+        if not 0.1 <= a.sync_every <= 3600:
+            die("--sync-every takes 0.1 to 3600 seconds")
+        sync_dir = os.path.abspath(a.sync)
+        try:
+            os.makedirs(sync_dir, exist_ok=True)
+            probe = os.path.join(sync_dir, f".probe-{os.getpid()}")
+            open(probe, "w").close()
+            os.unlink(probe)
+        except OSError as e:
+            die(f"--sync {sync_dir}: {e.strerror}")
     if a.binary and not (os.path.isfile(a.binary) and os.access(a.binary, os.X_OK)):
         die(f"--binary {a.binary}: not an executable file")
     if http_at:
@@ -809,6 +937,18 @@ def main():
         sys.exit(0)
 
     c = Campaign(a, binary, out, corpus, raw, dict_beside(binary), stop)
+    if a.stop_on_crash:
+        c.triager.on_filed = lambda title: stop.request()
+    syncer = None
+    if a.sync:
+        if a.engine == "afl":
+            c.sync_dir = sync_dir
+            exports = [os.path.join(out, "afl", "*", "queue", "id:*")]
+            imports = None  # afl-fuzz -F reads the folder itself
+        else:
+            exports, imports = [os.path.join(corpus, "*")], corpus
+        syncer = Syncer(sync_dir, exports, imports, a.sync_every)
+        syncer.start()
     if a.engine == "afl":
         info = bazel("info", "bazel-bin", capture=True)
         c.mutator = os.path.join(info.stdout.strip(), "fuzzers", "libslabfuzz_afl_mutator.so")
@@ -817,6 +957,11 @@ def main():
           f"; output in {out}", flush=True)
     c.run()
     elapsed = time.time() - c.start
+    if syncer is not None:
+        syncer.finish.set()
+        syncer.join(10)
+        print(f"campaign: sync with {sync_dir}: {syncer.exported} inputs exported, "
+              f"{syncer.imported} imported", flush=True)
     summary, found = write_summary(out, a, c, elapsed)
     if a.engine == "libfuzzer" and not a.no_prune and not stop.requested:
         r = prune(binary, corpus, a.max_len, stop, raw)

@@ -119,6 +119,56 @@ def processes_naming(text):
     return found
 
 
+def hashes(folder):
+    import hashlib
+    out = set()
+    for name in os.listdir(folder):
+        with open(os.path.join(folder, name), "rb") as f:
+            out.add(hashlib.sha1(f.read()).hexdigest())
+    return out
+
+
+class Sync(unittest.TestCase):
+    """Two campaigns share one --sync folder: what the first found is in the second's
+    corpus, the folder holds only whole files named by their content's hash."""
+
+    def setUp(self):
+        if "TSAN_OPTIONS" in os.environ:
+            self.skipTest("a fuzzing campaign does not run under TSan")
+        self.dir = tempfile.mkdtemp()
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def campaign(self, name, seconds):
+        return subprocess.run([sys.executable, CAMPAIGN, "--binary=" + FUZZ_BIN,
+                               "--duration=%d" % seconds, "--out=" + os.path.join(self.dir, name),
+                               "--sync=" + os.path.join(self.dir, "shared"), "--sync-every=0.5",
+                               "--no-prune", "--quiet"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+
+    def test_an_input_one_found_is_in_the_others_corpus(self):
+        a = self.campaign("a", 4)
+        self.assertEqual(a.returncode, 0, a.stderr)
+        shared = os.path.join(self.dir, "shared")
+        found_by_a = hashes(os.path.join(self.dir, "a", "corpus"))
+        self.assertTrue(found_by_a, "the first campaign found nothing to share")
+        for name in os.listdir(shared):
+            self.assertFalse(name.startswith("."), "a temporary file was left: " + name)
+        self.assertEqual(set(os.listdir(shared)), hashes(shared))  # named by content
+        # Everything went out (libFuzzer replaces some inputs by smaller ones as it goes:
+        # what it dropped stays shared).
+        shared_by_a = hashes(shared)
+        self.assertLessEqual(found_by_a, shared_by_a)
+        b = self.campaign("b", 3)
+        self.assertEqual(b.returncode, 0, b.stderr)
+        self.assertRegex(b.stdout, r"sync with .*: \d+ inputs exported, [1-9]\d* imported")
+        in_b = hashes(os.path.join(self.dir, "b", "corpus"))
+        self.assertTrue(in_b & shared_by_a, "nothing the first campaign found is in the second's")
+        self.assertLessEqual(in_b, hashes(shared))
+
+
 class Stopping(unittest.TestCase):
     def setUp(self):
         if "TSAN_OPTIONS" in os.environ:

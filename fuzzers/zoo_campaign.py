@@ -38,11 +38,16 @@ TARGET = "kmalloc_obj_reserved_fuzz"
 zoo_bugs = campaign.zoo_bugs
 
 
+# Further Bazel flags for every zoo build (the gate's --define, say).
+EXTRA_FLAGS = []
+
+
 def bazel_out(config, bug, targets):
     # Zoo builds get output folders of their own: a bug build must never sit where
     # the correct fuzz binary of the same configuration is expected.
     flags = (["--config=" + config] if config else []) + [
-        "--define=slabfuzz_bug=" + bug, "--platform_suffix=%s-zoo" % (config or "default")]
+        "--define=slabfuzz_bug=" + bug, "--platform_suffix=%s-zoo" % (config or "default")
+    ] + EXTRA_FLAGS
     r = subprocess.run(["bazel", "build", "--noshow_progress", *flags, *targets], cwd=ROOT,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
