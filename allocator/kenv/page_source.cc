@@ -147,6 +147,16 @@ KENV_NO_COVERAGE void arena_reset()
 		pagemap_clear(a.base, a.high_water * PAGE_SIZE);
 		PS_POISON(a.base, ((a.high_water + CHUNK_PAGES - 1) / CHUNK_PAGES) * ARENA_CHUNK);
 	}
+	/* What the last run wrote is gone: every run sees the arena a fresh process sees
+	 * (zeroes), so that what a program does never depends on what ran before it (an
+	 * object handed out unwritten reads the same in the first run of a process and in
+	 * the thousandth). */
+	if (a.high_water) {
+		size_t bytes = ((a.high_water + CHUNK_PAGES - 1) / CHUNK_PAGES) * ARENA_CHUNK;
+		PS_UNPOISON(a.base, bytes);
+		memset(a.base, 0, bytes);
+		PS_POISON(a.base, bytes);
+	}
 	a.high_water = 0;
 	a.free_pages.clear();
 	a.free_chunks.clear();

@@ -2,6 +2,7 @@
 // teardown accounting, run on the deterministic runtime.
 #include "allocator/kenv/page_source.h"
 
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -70,6 +71,34 @@ TEST_F(PageSourceTest, SlabChunksAreAlignedToTheirSize) {
     vm_chunk_free(p, 32);
   });
   ASSERT_TRUE(o.ok()) << o.title;
+}
+
+// Every run sees the arena a fresh process sees: what the last run wrote (into a chunk
+// it gave back, and into one it left in use) is zeroes again in the next, so a program
+// that reads memory nobody wrote runs the same in the first run of a process and later.
+TEST_F(PageSourceTest, ARunSeesNothingTheLastRunWrote) {
+  for (int run = 0; run < 2; run++) {
+    Outcome o = OnCpu([&] {
+      void* freed = vm_chunk_alloc(32, 128 * 1024, VM_TIER_NORMAL, false, "slab");
+      void* kept = vm_chunk_alloc(1, PAGE_SIZE, VM_TIER_NORMAL, false, "page");
+      ASSERT_NE(freed, nullptr);
+      ASSERT_NE(kept, nullptr);
+      const auto* f = static_cast<const unsigned char*>(freed);
+      const auto* k = static_cast<const unsigned char*>(kept);
+      for (size_t i = 0; i < 128 * 1024; i++) ASSERT_EQ(f[i], 0) << "run " << run << " byte " << i;
+      for (size_t i = 0; i < PAGE_SIZE; i++) ASSERT_EQ(k[i], 0) << "run " << run << " byte " << i;
+      memset(freed, 0xa5, 128 * 1024);
+      memset(kept, 0x5a, PAGE_SIZE);
+      vm_chunk_free(freed, 32);
+    });
+    ASSERT_TRUE(o.ok()) << o.title;
+    page_source_teardown();
+    PageSourceConfig c;
+    c.budget_pages = 100;
+    c.free_reserved = 20;
+    c.interrupt_free_min = 5;
+    page_source_init(c);
+  }
 }
 
 // Under ASan a chunk is addressable while it is out and poisoned once it is back (a use
