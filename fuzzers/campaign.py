@@ -726,10 +726,12 @@ class Campaign:
             p = os.path.join(self.corpus, f)
             try:
                 with open(p, "rb") as fh:
-                    h = hashlib.sha1(fh.read()).hexdigest()
+                    data = fh.read()
             except OSError:
                 continue
-            if h in hashes:
+            # libFuzzer runs (and names) an input longer than -max_len cut to it.
+            if {hashlib.sha1(data).hexdigest(),
+                    hashlib.sha1(data[:self.a.max_len]).hexdigest()} & hashes:
                 os.unlink(p)
                 dropped += 1
         return dropped
