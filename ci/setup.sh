@@ -5,13 +5,14 @@
 # Everything comes from Debian's packages: Bazel 4.2 (bazel-bootstrap) and its
 # platforms, clang 14 with the sanitizer and libFuzzer runtimes, AFL++, GoogleTest
 # sources, Google Benchmark, the peer allocators for the benchmarks, Chromium
-# (headless) for the dashboard's browser test and yamllint for the CI files.
+# (headless) for the dashboard's browser test, yamllint for the CI files and unzip for
+# ci/oss-fuzz-check.
 
 SLABFUZZ_PACKAGES=(
   bazel-bootstrap bazel-platforms clang libclang-rt-14-dev llvm
   afl++ googletest libgtest-dev libbenchmark-dev
   libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev
-  python3 git chromium yamllint
+  python3 git chromium yamllint unzip
 )
 
 slabfuzz_setup() {
