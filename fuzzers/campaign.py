@@ -262,15 +262,10 @@ class Stop:
     def _on_signal(self, signum, frame):
         if self.signum is None:
             self.signum = signum
-        self.event.set()
-        for pg in list(self.groups):
-            try:
-                os.killpg(pg, signal.SIGINT)
-            except (ProcessLookupError, PermissionError):
-                pass
+        self.request()
 
     def request(self):
-        """Stop from inside (--stop-on-crash): as a signal does, with no signal named."""
+        """Stops the campaign: a signal's doing, or from inside (--stop-on-crash)."""
         self.event.set()
         for pg in list(self.groups):
             try:

@@ -8,6 +8,7 @@ beside them with the same title. Stopping: a campaign started as a script's '&' 
 starts it (SIGINT ignored), fuzzing the real reserved target, ends on SIGTERM, SIGINT
 and SIGHUP with its summary written and no process left behind. Bad output folders:
 exit 2 and one line."""
+import hashlib
 import os
 import shutil
 import signal
@@ -120,7 +121,6 @@ def processes_naming(text):
 
 
 def hashes(folder):
-    import hashlib
     out = set()
     for name in os.listdir(folder):
         with open(os.path.join(folder, name), "rb") as f:

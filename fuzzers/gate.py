@@ -142,22 +142,18 @@ def step_stress(a, out):
 def step_power(a, out):
     bugs = readme_fast_bugs()
     rows, lost = [], []
-    saved = list(zoo_campaign.EXTRA_FLAGS)
-    zoo_campaign.EXTRA_FLAGS[:] = ["--define=" + d for d in a.define
-                                   if not d.startswith("slabfuzz_bug=")]
-    try:
-        for bug in bugs:
-            bins = zoo_campaign.build(bug, ["custom"], os.path.join(out, "power", "bin", bug))
-            with tempfile.TemporaryDirectory(dir=os.path.join(out, "power")) as work:
-                t, title = zoo_campaign.run_one(bins["custom"], "custom", 1, POWER_SECONDS, work)
-            found = t is not None and not (title or "").startswith("NOT REPRODUCIBLE")
-            rows.append(f"{bug:24s} README {bugs[bug]:4.1f} s  now "
-                        f"{'%.1f s' % t if t is not None else 'not found'}  {title or ''}")
-            print("gate: power " + rows[-1], flush=True)
-            if not found:
-                lost.append(bug)
-    finally:
-        zoo_campaign.EXTRA_FLAGS[:] = saved
+    # The user's defines, but the bug: each build has its own.
+    extra = ["--define=" + d for d in a.define if not d.startswith("slabfuzz_bug=")]
+    for bug in bugs:
+        bins = zoo_campaign.build(bug, ["custom"], os.path.join(out, "power", "bin", bug), extra)
+        with tempfile.TemporaryDirectory(dir=os.path.join(out, "power")) as work:
+            t, title = zoo_campaign.run_one(bins["custom"], "custom", 1, POWER_SECONDS, work)
+        found = t is not None and not (title or "").startswith("NOT REPRODUCIBLE")
+        rows.append(f"{bug:24s} README {bugs[bug]:4.1f} s  now "
+                    f"{'%.1f s' % t if t is not None else 'not found'}  {title or ''}")
+        print("gate: power " + rows[-1], flush=True)
+        if not found:
+            lost.append(bug)
     with open(os.path.join(out, "power.txt"), "w") as f:
         f.write("\n".join(rows) + "\n")
     if lost:
@@ -256,10 +252,7 @@ def main():
         t = time.time()
         try:
             failure = step(a, out)
-        except GateError as e:
-            print(f"gate: cannot run ({name}): {e}", flush=True)
-            sys.exit(2)
-        except SystemExit as e:  # zoo_campaign's build failure
+        except (GateError, SystemExit) as e:  # SystemExit: zoo_campaign's build failure
             print(f"gate: cannot run ({name}): {e}", flush=True)
             sys.exit(2)
         if failure:

@@ -230,8 +230,14 @@ Program crossover_programs(const Program& a, const Program& b, Rng& rng, size_t 
     // Splice: a prefix of a, a suffix of b.
     size_t ka = rng.below(a.ops.size() + 1);
     size_t kb = rng.below(b.ops.size() + 1);
-    for (size_t i = 0; i < ka; i++) new_a[i] = static_cast<long>(c.ops.size()), c.ops.push_back(a.ops[i]);
-    for (size_t j = kb; j < b.ops.size(); j++) new_b[j] = static_cast<long>(c.ops.size()), c.ops.push_back(b.ops[j]);
+    for (size_t i = 0; i < ka; i++) {
+      new_a[i] = static_cast<long>(c.ops.size());
+      c.ops.push_back(a.ops[i]);
+    }
+    for (size_t j = kb; j < b.ops.size(); j++) {
+      new_b[j] = static_cast<long>(c.ops.size());
+      c.ops.push_back(b.ops[j]);
+    }
     for (size_t k = 0; k < ka; k++) renumber_ref(&c.ops[k], new_a);
     for (size_t k = ka; k < c.ops.size(); k++) renumber_ref(&c.ops[k], new_b);
   } else {

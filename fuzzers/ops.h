@@ -109,14 +109,13 @@ struct OpSpec {
   X(kMisuse, "misuse", SLABFUZZ_FIELD("kind", kBelow, 4), SLABFUZZ_NONE,                       \
     SLABFUZZ_FIELD("obj", kRef, 0), 1, 0, 0, 0, false,                                         \
     "on the object obj allocated: kind 0 double free, 1 wrong zone, 2 interior, 3 "            \
-    "foreign pointer: the allocator "                                                          \
-    "must panic with the matching message (ends the run)")                                     \
+    "foreign pointer: the allocator must panic with the matching message (ends the run)")      \
   X(kPreempt, "preempt", SLABFUZZ_NONE, SLABFUZZ_FIELD("after", kAny, 0),                      \
     SLABFUZZ_FIELD("accesses", kBelow, 256), 4, 0, 3, 0, false,                                \
     "this CPU's thread passes after preemption points, then is preempted at the "              \
     "next or, with accesses > 0, that many shared accesses later")                             \
   X(kTimer, "timer", SLABFUZZ_FIELD("target", kCpu, 0), SLABFUZZ_FIELD("after", kAny, 0),      \
-    SLABFUZZ_FIELD("zone", kZone, 0), 4, 1, 3, 3, false,                                        \
+    SLABFUZZ_FIELD("zone", kZone, 0), 4, 1, 3, 3, false,                                       \
     "a timer interrupt of 8 M_INTNOWAIT allocations from zone on CPU target: CPU "             \
     "target passes after preemption points, and it fires at the next")                         \
   X(kFreeSome, "free_some", SLABFUZZ_FIELD("zone", kZone, 0),                                  \

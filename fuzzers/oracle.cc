@@ -1,11 +1,10 @@
 // oracle.cc - the shadow model and its checks (see oracle.h).
 #include "fuzzers/oracle.h"
 
-#include <cstdlib>
-#include <tuple>
-
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <tuple>
 
 #include "allocator/kenv/kenv.h"
 #include "allocator/kenv/malloc.h"

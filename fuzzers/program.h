@@ -10,13 +10,16 @@
 // allocated it by its index in the program, written "obj=@N" in the text form. A
 // reference is canonical when it names an earlier operation that allocates (ops.h's
 // `allocates`); any other value is taken to the nearest earlier one (if none is at or
-// before the value, to the first one; with none at all, to @0, which names nothing). The structural edits below (insert, erase, move, swap) keep every reference
+// before the value, to the first one; with none at all, to @0, which names nothing).
+// The structural edits below (insert, erase, move, swap) keep every reference
 // naming the operation it named, so an edit elsewhere never changes what a free frees.
 // When the program runs, a reference frees the oldest live object that operation
 // allocated; if there is none (not yet allocated on another CPU, freed already, or the
 // allocation failed), the live object allocated by the nearest operation before it,
-// else after it (harness.cc; deterministic, as the interleaving is). encode(decode(b)) is
-// the canonical form of b, and decode(encode(p)) == p for every decoded p.
+// else after it (harness.cc; deterministic, as the interleaving is).
+//
+// encode(decode(b)) is the canonical form of b, and decode(encode(p)) == p for every
+// decoded p.
 //
 // Text form: one line per operation, "cpuN verb key=value ...", after a "config"
 // line; parse_text(to_text(p)) == p, and hand-written programs parse the same way.

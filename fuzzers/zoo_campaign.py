@@ -38,16 +38,12 @@ TARGET = "kmalloc_obj_reserved_fuzz"
 zoo_bugs = campaign.zoo_bugs
 
 
-# Further Bazel flags for every zoo build (the gate's --define, say).
-EXTRA_FLAGS = []
-
-
-def bazel_out(config, bug, targets):
+def bazel_out(config, bug, targets, extra=()):
     # Zoo builds get output folders of their own: a bug build must never sit where
     # the correct fuzz binary of the same configuration is expected.
     flags = (["--config=" + config] if config else []) + [
         "--define=slabfuzz_bug=" + bug, "--platform_suffix=%s-zoo" % (config or "default")
-    ] + EXTRA_FLAGS
+    ] + list(extra)
     r = subprocess.run(["bazel", "build", "--noshow_progress", *flags, *targets], cwd=ROOT,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
@@ -58,14 +54,15 @@ def bazel_out(config, bug, targets):
     return info.stdout.strip()
 
 
-def build(bug, engines, dest):
-    """Copies the bug's binaries to dest; returns {engine: path}."""
+def build(bug, engines, dest, extra=()):
+    """Copies the bug's binaries to dest; returns {engine: path}. extra: further Bazel
+    flags for every build (the gate's --define, say)."""
     os.makedirs(dest, exist_ok=True)
     out = {}
     if "custom" in engines or "plain" in engines:
         b = bazel_out("libfuzzer", bug, [f"//fuzzers:{TARGET}_bin",
                                          f"//fuzzers:{TARGET}_plain_bin",
-                                         "//fuzzers:slabfuzz_dict"])
+                                         "//fuzzers:slabfuzz_dict"], extra)
         shutil.copy(os.path.join(b, "fuzzers", "slabfuzz.dict"), dest)
         for eng, name in (("custom", TARGET + "_bin"), ("plain", TARGET + "_plain_bin")):
             if eng in engines:
@@ -73,11 +70,11 @@ def build(bug, engines, dest):
                 shutil.copy(os.path.join(b, "fuzzers", name), p)
                 out[eng] = p
     if "afl" in engines:
-        b = bazel_out("afl", bug, [f"//fuzzers:{TARGET}_bin"])
+        b = bazel_out("afl", bug, [f"//fuzzers:{TARGET}_bin"], extra)
         p = os.path.join(dest, "afl")
         shutil.copy(os.path.join(b, "fuzzers", TARGET + "_bin"), p)
         # The mutator runs inside afl-fuzz, which has no sanitizer runtime.
-        m = bazel_out(None, bug, ["//fuzzers:libslabfuzz_afl_mutator.so"])
+        m = bazel_out(None, bug, ["//fuzzers:libslabfuzz_afl_mutator.so"], extra)
         shutil.copy(os.path.join(m, "fuzzers", "libslabfuzz_afl_mutator.so"),
                     os.path.join(dest, "libslabfuzz_afl_mutator.so"))
         out["afl"] = p

@@ -134,25 +134,25 @@ KENV_NO_COVERAGE void arena_reset()
 		a.npages.assign(ARENA_PAGES, 0);
 		PS_POISON(a.base, ARENA_CHUNKS * ARENA_CHUNK);
 	}
-	/* A chunk's entries are cleared, and its pages poisoned, when it is freed: only
-	 * what a failed run left in use needs it here (the tables' clearing was a memset
-	 * of up to 12 bytes a page, every run). */
-	if (a.high_water && g_ps.chunks_in_use > 0) {
-		for (size_t i = 0; i < a.high_water && i < ARENA_PAGES; i++) {
-			a.owner[i] = nullptr;
-			a.npages[i] = 0;
-		}
-		/* And the ownership map: a thread unwound between taking a chunk and handing
-		 * it to its zone (threads are switched at any shared access) left its entries. */
-		pagemap_clear(a.base, a.high_water * PAGE_SIZE);
-		PS_POISON(a.base, ((a.high_water + CHUNK_PAGES - 1) / CHUNK_PAGES) * ARENA_CHUNK);
-	}
-	/* What the last run wrote is gone: every run sees the arena a fresh process sees
-	 * (zeroes), so that what a program does never depends on what ran before it (an
-	 * object handed out unwritten reads the same in the first run of a process and in
-	 * the thousandth). */
 	if (a.high_water) {
 		size_t bytes = ((a.high_water + CHUNK_PAGES - 1) / CHUNK_PAGES) * ARENA_CHUNK;
+		/* A chunk's entries are cleared when it is freed: only what a failed run left
+		 * in use needs it here (the tables' clearing was a memset of up to 12 bytes a
+		 * page, every run). */
+		if (g_ps.chunks_in_use > 0) {
+			for (size_t i = 0; i < a.high_water && i < ARENA_PAGES; i++) {
+				a.owner[i] = nullptr;
+				a.npages[i] = 0;
+			}
+			/* And the ownership map: a thread unwound between taking a chunk and
+			 * handing it to its zone (threads are switched at any shared access)
+			 * left its entries. */
+			pagemap_clear(a.base, a.high_water * PAGE_SIZE);
+		}
+		/* What the last run wrote is gone: every run sees the arena a fresh process
+		 * sees (zeroes, poisoned), so that what a program does never depends on what
+		 * ran before it (an object handed out unwritten reads the same in the first
+		 * run of a process and in the thousandth). */
 		PS_UNPOISON(a.base, bytes);
 		memset(a.base, 0, bytes);
 		PS_POISON(a.base, bytes);
