@@ -450,6 +450,10 @@ void Exec::exec(int cpu, int index, const Op& op) {
       rt_->post_interrupt_after(op.a, op.b + 1,
                                 interrupt_handler(op.a, static_cast<int>(op.c) % nz, 8, index));
       return;
+    case OpCode::kTimerAt:
+      rt_->post_interrupt_at_access(op.a, static_cast<int>(op.c) + 1,
+                                    interrupt_handler(op.a, op.b % nz, 8, index));
+      return;
     case OpCode::kPoll:
       b_->poll();
       poll_kicks_++;

@@ -43,8 +43,10 @@ uint32_t random_accesses(Rng& rng) {
   return static_cast<uint32_t>(rng.below(uint64_t{1} << rng.below(9)));
 }
 
-bool is_schedule_op(const Op& op) {
-  return op.code == OpCode::kPreempt || op.code == OpCode::kTimer;
+// A timer's distance in accesses: log-uniform up to ops.h's range (4096), as an
+// operation makes tens to hundreds of shared accesses.
+uint32_t random_timer_accesses(Rng& rng) {
+  return static_cast<uint32_t>(rng.below(uint64_t{1} << rng.below(13)));
 }
 
 // Inputs whose runs reached new alias pairs, by hash (0: empty slot).
@@ -58,6 +60,11 @@ uint64_t input_hash(const uint8_t* data, size_t size) {
 }
 
 }  // namespace
+
+bool is_schedule_op(const Op& op) {
+  return op.code == OpCode::kPreempt || op.code == OpCode::kTimer ||
+         op.code == OpCode::kTimerAt;
+}
 
 Op random_op(const Program& p, Rng& rng) {
   Op op;
@@ -169,20 +176,32 @@ void mutate_schedule(Program* p, Rng& rng, size_t max_ops) {
       case 0: h.seed = static_cast<uint32_t>(rng.next()); break;
       case 1: h.pct_depth = static_cast<uint8_t>(1 + rng.below(8)); break;
       case 2: h.races = static_cast<uint8_t>(rng.below(8)); break;
-      case 3:  // place a directed preemption, often inside a window
+      case 3:  // place a directed preemption, often inside a window, or a timer at an access
         if (ops.size() < max_ops) {
           Op op;
-          op.code = OpCode::kPreempt;
           op.cpu = static_cast<uint8_t>(rng.below(h.ncpus));
-          op.b = static_cast<uint8_t>(rng.below(rng.one_in(2) ? 4 : 64));
-          op.c = rng.one_in(3) ? 0 : random_accesses(rng);
+          if (rng.one_in(3)) {
+            op.code = OpCode::kTimerAt;
+            op.a = rng.one_in(2) ? op.cpu : static_cast<uint8_t>(rng.below(h.ncpus));
+            op.b = static_cast<uint8_t>(rng.below(static_cast<uint64_t>(p->num_zones())));
+            op.c = random_timer_accesses(rng);
+          } else {
+            op.code = OpCode::kPreempt;
+            op.b = static_cast<uint8_t>(rng.below(rng.one_in(2) ? 4 : 64));
+            op.c = rng.one_in(3) ? 0 : random_accesses(rng);
+          }
           insert_ops(p, rng.below(ops.size() + 1), std::span<const Op>(&op, 1));
         }
         break;
       case 4:  // retime a preemption or a timer
         if (!sched.empty()) {
           Op& op = ops[sched[rng.below(sched.size())]];
-          if (op.code == OpCode::kPreempt && rng.one_in(2)) {
+          if (op.code == OpCode::kTimerAt) {
+            if (rng.one_in(2))
+              op.c = random_timer_accesses(rng);
+            else
+              op.c = rng.one_in(2) || op.c == 0 ? op.c + 1 : op.c - 1;
+          } else if (op.code == OpCode::kPreempt && rng.one_in(2)) {
             if (rng.one_in(2))
               op.c = random_accesses(rng);
             else

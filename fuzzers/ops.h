@@ -14,7 +14,8 @@
 // bytes: corpora stay valid) and its case in Exec::exec.
 //
 // A count is what it says: count=N does a thing N times (0: not at all). An `after`
-// is a number of preemption points passed before the one that preempts.
+// is a number of preemption points passed before the one that preempts; `accesses`, a
+// number of shared accesses (allocator/kenv/det_runtime.cc counts them).
 //
 // Invariants: entries are in OpCode order (an entry's position is its code); field names
 // within an entry are distinct; a field's range holds 0 (so a zeroed field is valid).
@@ -124,7 +125,12 @@ struct OpSpec {
   X(kRealloc, "realloc", SLABFUZZ_FIELD("zone", kZone, 0), SLABFUZZ_NONE,                      \
     SLABFUZZ_FIELD("obj", kRef, 0), 2, 3, 0, 0, true,                                          \
     "move the object obj allocated to zone as krealloc does: a new object there, then "        \
-    "the old freed")
+    "the old freed")                                                                           \
+  X(kTimerAt, "timer_at", SLABFUZZ_FIELD("target", kCpu, 0), SLABFUZZ_FIELD("zone", kZone, 0), \
+    SLABFUZZ_FIELD("accesses", kBelow, 4096), 3, 1, 3, 40, false,                              \
+    "a timer interrupt of 8 M_INTNOWAIT allocations from zone on CPU target at its "           \
+    "accesses-th shared access from here: at any access of the code under test, or, "          \
+    "inside a critical section, at its crit_exit")
 
 #define SLABFUZZ_OP_ENUM(e, ...) e,
 enum class OpCode : uint8_t { SLABFUZZ_OPS(SLABFUZZ_OP_ENUM) kNumOps };

@@ -270,14 +270,14 @@ TEST(Program, ScheduleAtAccessesInTextAndBytes) {
   EXPECT_FALSE(parse_text("config cpus=1\ncpu0 preempt after=1 accesses=256\n", &err));
 }
 
-// What the CPUs do, without the schedule: the operations but preempt and timer, each
+// What the CPUs do, without the schedule: the operations but preempt and the timers, each
 // reference renumbered to the operation's place among them.
 std::vector<Op> Work(const Program& p) {
   std::vector<Op> w;
   std::vector<uint32_t> work_index;
   for (const Op& op : p.ops) {
     work_index.push_back(static_cast<uint32_t>(w.size()));
-    if (op.code != OpCode::kPreempt && op.code != OpCode::kTimer) w.push_back(op);
+    if (!is_schedule_op(op)) w.push_back(op);
   }
   for (Op& op : w)
     if (has_ref(op)) op.c = work_index[op.c];

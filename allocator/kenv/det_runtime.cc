@@ -175,6 +175,7 @@ struct DetThreadState {
   uintptr_t stack_lo = 0;     // its fiber's stack, once it has one
   uintptr_t stack_bytes = 0;
   uint64_t fire_at = 0;  // an armed interrupt: runs once its CPU has made this many steps
+  uint64_t fire_access = 0;  // ... or once its CPU has made this many shared accesses
   std::function<void()> fn;
 };
 
@@ -256,6 +257,7 @@ class Runtime::Impl {
     access_cps.reserve(16);
     armed[kComm].reserve(16);
     armed[kShared].reserve(16);
+    std::fill(std::begin(next_timer_access), std::end(next_timer_access), UINT64_MAX);
   }
 
   RuntimeConfig cfg;
@@ -268,6 +270,9 @@ class Runtime::Impl {
   DetThread* cur = nullptr;
   DetThread* pin[MAXCPU] = {};
   uint64_t cpu_steps[MAXCPU] = {};  // preemption points passed on each CPU
+  uint64_t cpu_accesses[MAXCPU] = {};  // shared accesses made on each CPU
+  // The earliest fire_access of an armed timer of each CPU (UINT64_MAX: none).
+  uint64_t next_timer_access[MAXCPU];
   DetThread* solo = nullptr;
   DetThread* next_pick = nullptr;  // set by rt_spinwait: run this one next
   Decisions dec;
@@ -361,6 +366,7 @@ class Runtime::Impl {
   __attribute__((always_inline)) bool eligible(DetThread* t) const {
     if (t->state != DetThread::kRunnable) return false;
     if (t->fire_at > cpu_steps[t->cpu]) return false;  // a timer not yet due
+    if (t->fire_access > cpu_accesses[t->cpu]) return false;
     if (solo != nullptr && t != solo) return false;
     DetThread* p = pin[t->cpu];
     return p == nullptr || p == t;
@@ -626,11 +632,14 @@ class Runtime::Impl {
   bool fire_timers() {
     bool fired = false;
     for (auto& up : threads) {
-      if (up->state == DetThread::kRunnable && up->fire_at > cpu_steps[up->cpu]) {
+      if (up->state == DetThread::kRunnable && (up->fire_at > cpu_steps[up->cpu] ||
+                                                up->fire_access > cpu_accesses[up->cpu])) {
         up->fire_at = 0;
+        up->fire_access = 0;
         fired = true;
       }
     }
+    for (uint64_t& n : next_timer_access) n = UINT64_MAX;
     return fired;
   }
 
@@ -732,6 +741,10 @@ class Runtime::Impl {
       lower(t, "directed preemption at an access:");
       switch_here = true;
     }
+    // A timer of this CPU falls due: as a hardware interrupt, it takes the CPU at this
+    // access, or, inside a critical section, at its crit_exit (gd_ipending is set).
+    if (++cpu_accesses[t->cpu] >= next_timer_access[t->cpu] && timer_due(t->cpu))
+      switch_here |= t->td.td_critcount == 0 && !t->intr;
     if (switch_here && t->td.td_hostlock != 0) {  // not inside a host lock: at the next access
       t->switch_next = true;
       switch_here = false;
@@ -769,6 +782,23 @@ class Runtime::Impl {
     } else if (known) {
       last.accessor = accessor;
     }
+  }
+
+  // An access timer of `cpu` may be due: recomputes the CPU's next one; true if one is
+  // due now.
+  bool timer_due(int c) {
+    uint64_t now = cpu_accesses[c], next = UINT64_MAX;
+    bool due = false;
+    for (auto& up : threads) {
+      if (up->cpu != c || up->state != DetThread::kRunnable || up->fire_access == 0) continue;
+      if (up->fire_access <= now)
+        due = true;
+      else
+        next = std::min(next, up->fire_access);
+    }
+    next_timer_access[c] = next;
+    if (due) note([&] { return "timer due at an access of cpu" + std::to_string(c); });
+    return due;
   }
 
   // Counts an access of the kind; true if a change point of that kind falls due.
@@ -846,6 +876,16 @@ void Runtime::post_interrupt_after(int cpu, int n, std::function<void()> fn) {
   t->fire_at = rt->cpu_steps[cpu] + static_cast<uint64_t>(std::max(n, 0));
   rt->gd[cpu].gd_ipending.fetch_add(1);
   rt->note([&] { return "arm timer " + t->name; });
+}
+
+void Runtime::post_interrupt_at_access(int cpu, int accesses, std::function<void()> fn) {
+  Impl* rt = impl_.get();
+  if (rt->killing) return;
+  DetThread* t = rt->add(cpu, "timer" + std::to_string(cpu), std::move(fn), false, true);
+  t->fire_access = rt->cpu_accesses[cpu] + static_cast<uint64_t>(std::max(accesses, 1));
+  rt->next_timer_access[cpu] = std::min(rt->next_timer_access[cpu], t->fire_access);
+  rt->gd[cpu].gd_ipending.fetch_add(1);
+  rt->note([&] { return "arm access timer " + t->name; });
 }
 
 void Runtime::preempt_after(int n, int accesses) {

@@ -533,6 +533,45 @@ TEST(DetRuntimeAccess, DirectedPreemptionLandsBetweenTwoAccesses) {
   }
 }
 
+// A timer counted in shared accesses (post_interrupt_at_access): the interrupt takes
+// the CPU at the given access of its thread; the thread stores 0, then increments with
+// a load and a store (accesses 1, 2, 3), the interrupt increments too. Returns the
+// counter; *inside: the interrupt ran inside the thread's critical section.
+long TimerAtAccessIncrement(int accesses, bool crit, bool* inside) {
+  Runtime rt(Config(1, 3));
+  long counter = 0;
+  bool in_crit = false;
+  rt.spawn(0, "t", [&] {
+    rt.post_interrupt_at_access(0, accesses, [&] {
+      *inside |= in_crit;
+      probe::racy_increment(&counter);
+    });
+    probe::store(&counter, 0);
+    if (crit) {
+      crit_enter();
+      in_crit = true;
+    }
+    probe::racy_increment(&counter);
+    if (crit) {
+      in_crit = false;
+      crit_exit();
+    }
+  });
+  Outcome o = rt.run();
+  EXPECT_TRUE(o.ok()) << o.title;
+  return counter;
+}
+
+TEST(DetRuntimeAccess, TimerAtAnAccessLandsBetweenTwoAccessesAndWaitsOutCriticalSections) {
+  REQUIRE_ACCESS_HOOKS();
+  bool inside = false;
+  EXPECT_EQ(TimerAtAccessIncrement(2, false, &inside), 2);   // before the load
+  EXPECT_EQ(TimerAtAccessIncrement(3, false, &inside), 1);   // before the store: lost
+  EXPECT_EQ(TimerAtAccessIncrement(3, true, &inside), 2);    // at crit_exit instead
+  EXPECT_EQ(TimerAtAccessIncrement(50, false, &inside), 2);  // when nothing else can run
+  EXPECT_FALSE(inside);
+}
+
 // The same directed preemption with a host lock held around the increment: the switch
 // that falls on its store waits for the first access after the lock (the store to
 // `after`), where the other CPU runs, sees that store not yet done and increments.

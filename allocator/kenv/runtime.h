@@ -92,6 +92,12 @@ class Runtime {
   // are, so one that falls due inside a critical section runs when it is left (det;
   // threaded: posted at once).
   void post_interrupt_after(int cpu, int n, std::function<void()> fn);
+  // The same, counted in shared accesses: fn runs as an interrupt on `cpu` at that CPU's
+  // accesses-th shared access from here, at any instruction of the code under test that
+  // reaches memory another CPU can (or when nothing else can run); one that falls due
+  // inside a critical section waits for its crit_exit, as a hardware interrupt does
+  // (det; threaded: posted at once).
+  void post_interrupt_at_access(int cpu, int accesses, std::function<void()> fn);
   Outcome run();
 
   // The event trace of the last run (det, with record_trace): one line per switch,

@@ -339,6 +339,10 @@ void Runtime::post_interrupt_after(int cpu, int /*n*/, std::function<void()> fn)
   post_interrupt(cpu, std::move(fn));
 }
 
+void Runtime::post_interrupt_at_access(int cpu, int /*accesses*/, std::function<void()> fn) {
+  post_interrupt(cpu, std::move(fn));
+}
+
 const std::vector<std::string>& Runtime::trace() const {
   static const std::vector<std::string> empty;
   return empty;

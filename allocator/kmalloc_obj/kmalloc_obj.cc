@@ -775,6 +775,17 @@ void kfree_obj(void *ptr, struct kmalloc_zone *zone)
 	preempt_point();
 	int cpu = td->td_gd->gd_cpuid;
 	kmalloc_pcpu *pc = &zone->pcpu[cpu];
+#ifdef SLABFUZZ_BUG_MAG_PUSH_OUTSIDE_CRIT
+	/* zoo: the critical section covers the flush only; the push that follows is a
+	 * load and two stores an interrupt on this CPU may come between */
+	if (__builtin_expect(pc->mag_n >= zone->mag_cap, 0))
+		kmo_mag_flush(pc, zone->mag_cap / 2);
+	crit_exit();
+	int n = pc->mag_n;
+	pc->mag[n] = ptr;
+	pc->mag_n = n + 1;
+	crit_enter();
+#else
 	int n = pc->mag_n;
 	if (__builtin_expect(n >= zone->mag_cap, 0)) {
 		kmo_mag_flush(pc, zone->mag_cap / 2);
@@ -782,6 +793,7 @@ void kfree_obj(void *ptr, struct kmalloc_zone *zone)
 	}
 	pc->mag[n] = ptr;
 	pc->mag_n = n + 1;
+#endif
 	pc->frees.inc();
 	if (slab->cpu.load(std::memory_order_relaxed) != cpu)
 		pc->remote_frees.inc();
