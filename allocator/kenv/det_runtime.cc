@@ -301,6 +301,7 @@ class Runtime::Impl {
   size_t alias_used = 0;  // granules in the map this run
   int64_t next_low_prio = 0;
   uint64_t steps = 0;
+  uint64_t step_accesses = 0;  // shared accesses since the last step
   uint64_t switches = 0;
   uint64_t seq = 0;
   uint64_t epoch = 0;  // advances at every preemption point
@@ -515,7 +516,7 @@ class Runtime::Impl {
     outcome = Outcome{};
     failed = false;
     killing = false;
-    accesses = alias_pairs = new_alias_pairs = 0;
+    accesses = alias_pairs = new_alias_pairs = step_accesses = 0;
     kind_accesses[kComm] = kind_accesses[kShared] = 0;
     alias_used = 0;
     if (++g_alias_gen == 0) {  // wrapped: entries of 65,535 runs ago must not match
@@ -737,6 +738,15 @@ class Runtime::Impl {
       return;
     }
     ++accesses;
+    if (++step_accesses > cfg.max_step_accesses && !killing) {
+      fail(Outcome::kLivelock,
+           stable_title("livelock", "no preemption point in " +
+                                        std::to_string(cfg.max_step_accesses) +
+                                        " shared accesses"),
+           "livelock: a loop without a preemption point (in " + t->name + ")");
+      note([&] { return "livelock at an access in " + t->name; });
+      throw FiberKilled{};  // unwound from here, as a panic at this line would be
+    }
     if (t->preempt_access_in > 0 && --t->preempt_access_in == 0) {
       lower(t, "directed preemption at an access:");
       switch_here = true;
@@ -920,6 +930,7 @@ void rt_preempt() {
   DetThread* t = rt->cur;
   rt->epoch++;
   rt->cpu_steps[t->cpu]++;
+  rt->step_accesses = 0;
   if (++rt->steps > rt->cfg.max_steps) {
     rt->fail(Outcome::kLivelock,
              stable_title("livelock", "no end after " + std::to_string(rt->cfg.max_steps) +
@@ -952,6 +963,7 @@ void rt_spinwait() {
   Runtime::Impl* rt = g_impl;
   if (rt == nullptr || rt->cur == nullptr || drain_point(rt)) return;
   DetThread* t = rt->cur;
+  rt->step_accesses = 0;
   if (++rt->steps > rt->cfg.max_steps) {
     rt->fail(Outcome::kLivelock,
              stable_title("livelock", "busy-wait did not end"), "livelock in a busy-wait");

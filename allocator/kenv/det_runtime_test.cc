@@ -572,6 +572,27 @@ TEST(DetRuntimeAccess, TimerAtAnAccessLandsBetweenTwoAccessesAndWaitsOutCritical
   EXPECT_FALSE(inside);
 }
 
+// A loop with no preemption point that never ends (a walk of a list that became a
+// cycle) is a livelock with a title, not a hang of the process.
+TEST(DetRuntimeAccess, ALoopWithoutAPreemptionPointIsALivelock) {
+  REQUIRE_ACCESS_HOOKS();
+  RuntimeConfig c = Config(1, 1);
+  c.max_step_accesses = 10'000;
+  Runtime rt(c);
+  long x = 0;
+  bool after = false;
+  rt.spawn(0, "walker", [&] {
+    probe::store(&x, 1);
+    while (probe::load(&x) != 0) {
+    }
+    after = true;
+  });
+  Outcome o = rt.run();
+  EXPECT_EQ(o.kind, Outcome::kLivelock);
+  EXPECT_EQ(o.title, "slabfuzz: livelock: no preemption point in N shared accesses");
+  EXPECT_FALSE(after);
+}
+
 // The same directed preemption with a host lock held around the increment: the switch
 // that falls on its store waits for the first access after the lock (the store to
 // `after`), where the other CPU runs, sees that store not yet done and increments.

@@ -45,6 +45,9 @@ struct RuntimeConfig {
   int pct_races = 0;
   int pct_access_horizon = 0;  // steps over which those are drawn (0: pct_horizon)
   uint64_t max_steps = 2'000'000;  // a run longer than this is a livelock
+  // So many shared accesses with no preemption point or busy-wait between them is a
+  // livelock too: a loop that has none (a walk of a list that became a cycle) (det).
+  uint64_t max_step_accesses = 4'000'000;
   bool record_trace = false;
   // Threaded runtime.
   int watchdog_ms = 10'000;   // no progress for this long: report and fail
