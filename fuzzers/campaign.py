@@ -177,17 +177,47 @@ HANG_SECONDS = 60
 HANG_TITLE = f"slabfuzz: hang: the input did not finish in {HANG_SECONDS} s"
 
 
+def run_child(args, timeout, abort=None):
+    """Runs args in a session of its own, output captured, and kills the whole session at
+    the timeout or once `abort` (a threading.Event) is set. Returns (returncode, output),
+    output None if it ran out of time; None if aborted or it could not start."""
+    try:
+        child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, errors="replace", start_new_session=True)
+    except OSError:
+        return None
+    out = []
+    reader = threading.Thread(target=lambda: out.append(child.stdout.read()), daemon=True)
+    reader.start()
+    deadline = time.time() + timeout
+    while child.poll() is None:
+        aborted = abort is not None and abort.is_set()
+        if aborted or time.time() > deadline:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            child.wait()
+            reader.join(1)
+            child.stdout.close()
+            return None if aborted else (-1, None)
+        time.sleep(0.02)
+    reader.join(5)
+    child.stdout.close()
+    return child.returncode, (out[0] if out else "")
+
+
+def replay_result(r):
+    """(title, output) of a run_child() result of one input: a run out of time is a hang
+    (libFuzzer's -timeout artifact: a run that never reaches a preemption point again
+    hangs its replay too)."""
+    return (HANG_TITLE, HANG_TITLE + "\n") if r is None or r[1] is None else title_of(r[1])
+
+
 def replay(binary, path):
     """Runs one input; returns (title, output). Both engines' binaries run a file given
     as an argument (AFL++'s driver ignores standard input unless told "-")."""
-    try:
-        r = subprocess.run([binary, path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, errors="replace", timeout=HANG_SECONDS)
-    except subprocess.TimeoutExpired:
-        # libFuzzer's -timeout artifact: a run that never reaches a preemption point
-        # again (an allocator loop over a corrupted list, say) hangs its replay too.
-        return HANG_TITLE, HANG_TITLE + "\n"
-    return title_of(r.stdout)
+    return replay_result(run_child([binary, path], HANG_SECONDS))
 
 
 KEEP_PER_TITLE = 5
@@ -314,7 +344,6 @@ class Triager(threading.Thread):
         self.lock = threading.Lock()
         self.finish = threading.Event()  # triage what is there, then end
         self.abort = threading.Event()   # end now
-        self.child = None
         self.on_filed = None  # called with each title once its input is filed (and minimized)
 
     def pending(self):
@@ -353,32 +382,9 @@ class Triager(threading.Thread):
                 self.abort.wait(0.5)
 
     def run_child(self, args, timeout):
-        """A replay or minimization, killable by abort; (returncode, output) or None."""
-        try:
-            self.child = subprocess.Popen(args, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT, text=True,
-                                          errors="replace", start_new_session=True)
-        except OSError:
-            return None
-        out = []
-        reader = threading.Thread(target=lambda: out.append(self.child.stdout.read()),
-                                  daemon=True)
-        reader.start()
-        deadline = time.time() + timeout
-        while self.child.poll() is None:
-            if self.abort.is_set() or time.time() > deadline:
-                try:
-                    os.killpg(self.child.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.child.wait()
-                reader.join(1)
-                self.child.stdout.close()
-                return None if self.abort.is_set() else (-1, None)
-            time.sleep(0.02)
-        reader.join(5)
-        self.child.stdout.close()
-        return self.child.returncode, (out[0] if out else "")
+        """A replay or minimization, killed if the campaign stops: (returncode, output) or
+        None."""
+        return run_child(args, timeout, self.abort)
 
     def file(self, path):
         try:
@@ -389,7 +395,7 @@ class Triager(threading.Thread):
         r = self.run_child([self.binary, path], HANG_SECONDS)
         if r is None:
             return  # stopped: the input stays in raw/
-        title, out = (HANG_TITLE, HANG_TITLE + "\n") if r[1] is None else title_of(r[1])
+        title, out = replay_result(r)
         d = os.path.join(self.crash_root, slug(title))
         os.makedirs(d, exist_ok=True)
         dest = os.path.join(d, "input-" + hashlib.sha1(data).hexdigest()[:16])
