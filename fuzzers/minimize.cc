@@ -53,7 +53,7 @@ class Minimizer {
   // nothing: every kept step lowers a field or sets it to its plain value, so this ends.
   void run() {
     remove_ops(res_->program.ops.size() / 2);
-    while (!res_->timed_out && simplify())
+    while (!res_->timed_out && (simplify() | remove_retimed()))
       remove_ops(std::max<size_t>(1, res_->program.ops.size() / 4));
   }
 
@@ -87,6 +87,45 @@ class Minimizer {
         end = std::min(begin, cur.ops.size());
       }
       if (chunk <= 1) break;
+    }
+    return changed;
+  }
+
+  // Removes one operation with the schedule moved along: every operation passes one
+  // preemption point of its CPU (Exec::cpu_stream), so a timer or directed preemption
+  // counted in that CPU's points and posted before it is made due one point sooner,
+  // and still falls where it fell among the operations that remain. A race's program
+  // needs this step: its interleaving is counted in points, and an operation that does
+  // nothing else (a free of nothing, pressure of no pages) is still a tick of that
+  // clock, which plain removal cannot take out. Two guesses per operation: every such
+  // schedule operation before it moved, or only the nearest (an earlier one may have
+  // fired already). Each change lowers a field and removes an operation: this ends.
+  bool remove_retimed() {
+    bool changed = false;
+    Program& cur = res_->program;
+    for (size_t j = cur.ops.size(); j-- > 0 && !res_->timed_out;) {
+      if (j >= cur.ops.size() || is_schedule_op(cur.ops[j])) continue;
+      int moved_all = 0;
+      for (bool nearest_only : {false, true}) {
+        Program cand = cur;
+        int moved = 0;
+        for (size_t s = j; s-- > 0;) {
+          Op& op = cand.ops[s];
+          bool counts_here = (op.code == OpCode::kTimer && op.a == cand.ops[j].cpu) ||
+                             (op.code == OpCode::kPreempt && op.cpu == cand.ops[j].cpu);
+          if (!counts_here || op.b == 0) continue;
+          op.b--;
+          moved++;
+          if (nearest_only) break;
+        }
+        if (!nearest_only) moved_all = moved;
+        if (moved == 0 || (nearest_only && moved_all == 1)) break;  // nothing new to try
+        erase_ops(&cand, j, 1);
+        if (keeps(std::move(cand))) {
+          changed = true;
+          break;
+        }
+      }
     }
     return changed;
   }

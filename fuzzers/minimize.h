@@ -5,9 +5,11 @@
 // halving size, then one at a time, as delta debugging and syzkaller's
 // prog/minimization do), then simplifies fields and the header (fewer CPUs, no clock,
 // no change points at accesses, a lower depth, smaller counts, the default zone
-// sizes), and repeats both until neither changes anything. A step is kept only if the
-// replay gives the same title, never a different one, so the minimized program shows
-// the same bug.
+// sizes), removes operations with the schedule moved along (a timer or directed
+// preemption due one preemption point sooner for each operation of its CPU taken
+// out: a race's program is counted in points), and repeats until nothing changes.
+// A step is kept only if the replay gives the same title, never a different one, so
+// the minimized program shows the same bug.
 //
 // Invariants:
 //  - deterministic: runs are deterministic, candidates are tried in a fixed order, and

@@ -61,11 +61,6 @@ uint64_t input_hash(const uint8_t* data, size_t size) {
 
 }  // namespace
 
-bool is_schedule_op(const Op& op) {
-  return op.code == OpCode::kPreempt || op.code == OpCode::kTimer ||
-         op.code == OpCode::kTimerAt;
-}
-
 Op random_op(const Program& p, Rng& rng) {
   Op op;
   op.code = random_code(rng);

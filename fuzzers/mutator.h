@@ -40,8 +40,6 @@ void mutate_program(Program* p, Rng& rng, size_t max_ops);
 // at accesses, the clock, and the directed preemptions and timers (placed, moved,
 // retimed, removed). What the CPUs do stays as it is.
 void mutate_schedule(Program* p, Rng& rng, size_t max_ops);
-// Whether op is schedule (preempt, timer, timer_at), not work a CPU does.
-bool is_schedule_op(const Op& op);
 
 // Schedule-focused mutation (LACE's second phase): the target notes an input whose run
 // reached interleaving pairs new to the process (kenv's alias coverage), and when the

@@ -151,6 +151,11 @@ void insert_ops(Program* p, size_t pos, std::span<const Op> ops) {
   apply_edit(p, std::move(next), new_of);
 }
 
+bool is_schedule_op(const Op& op) {
+  return op.code == OpCode::kPreempt || op.code == OpCode::kTimer ||
+         op.code == OpCode::kTimerAt;
+}
+
 void erase_ops(Program* p, size_t pos, size_t n) {
   pos = std::min(pos, p->ops.size());
   n = std::min(n, p->ops.size() - pos);

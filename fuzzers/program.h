@@ -122,6 +122,8 @@ bool has_ref(const Op& op);
 // earlier operation kept.
 void insert_ops(Program* p, size_t pos, std::span<const Op> ops);
 void erase_ops(Program* p, size_t pos, size_t n);
+// Whether op is schedule (preempt, timer, timer_at), not work a CPU does.
+bool is_schedule_op(const Op& op);
 void move_op(Program* p, size_t from, size_t to);  // to: its index afterwards
 void swap_ops(Program* p, size_t i, size_t j);
 // The general form: new_of[k] is old operation k's index in *ops after the edit, or -1
