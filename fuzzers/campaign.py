@@ -483,13 +483,15 @@ class Syncer(threading.Thread):
                 if path in self.done or os.path.basename(path).startswith(".") or \
                         not os.path.isfile(path):
                     continue
-                self.done.add(path)
                 try:
                     with open(path, "rb") as f:
                         data = f.read()
                 except OSError:
                     continue
+                if torn(path, data):
+                    continue  # being written: next time, whole (or dropped, if torn)
                 h = hashlib.sha1(data).hexdigest()
+                self.done.add(path)
                 self.seen.add(h)
                 if self.put(self.dir, h, data):
                     self.exported += 1
@@ -738,6 +740,32 @@ class Campaign:
         return dropped
 
 
+TORN_NAME = re.compile(r"[0-9a-f]{40}")
+
+
+def torn(path, data):
+    """True if path is an input libFuzzer was writing: it names an input by its SHA-1
+    and writes it in place, so a stop between the open and the write leaves a name
+    its content does not match (seen: empty files)."""
+    name = os.path.basename(path)
+    return bool(TORN_NAME.fullmatch(name)) and hashlib.sha1(data).hexdigest() != name
+
+
+def drop_torn(corpus):
+    """Removes the inputs a stopped engine left half-written; returns how many."""
+    n = 0
+    for name in os.listdir(corpus):
+        path = os.path.join(corpus, name)
+        try:
+            with open(path, "rb") as f:
+                if torn(path, f.read()):
+                    os.unlink(path)
+                    n += 1
+        except OSError:
+            continue
+    return n
+
+
 def prune(binary, corpus, max_len, stop, raw):
     """Reduces the corpus to a subset with the same coverage and features (libFuzzer's
     -merge=1 into a new folder, which then replaces the old one; a stop or a failure
@@ -960,6 +988,8 @@ def main():
           f"; output in {out}", flush=True)
     c.run()
     elapsed = time.time() - c.start
+    if a.engine == "libfuzzer":
+        drop_torn(corpus)
     if syncer is not None:
         syncer.finish.set()
         syncer.join(10)

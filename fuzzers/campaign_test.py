@@ -169,6 +169,25 @@ class Sync(unittest.TestCase):
         self.assertLessEqual(in_b, hashes(shared))
 
 
+class Torn(unittest.TestCase):
+    """An input a stopped libFuzzer left half-written (named by the SHA-1 of what it
+    was to hold) is neither shared nor kept; whole inputs and other names are."""
+
+    def test_a_torn_input_is_dropped(self):
+        d = tempfile.mkdtemp()
+        try:
+            whole = b"config backend=kmalloc_obj"
+            name = hashlib.sha1(whole).hexdigest()
+            for n, data in ((name, whole), (hashlib.sha1(b"x").hexdigest(), b""),
+                            ("seed-boot.txt", b"anything")):
+                with open(os.path.join(d, n), "wb") as f:
+                    f.write(data)
+            self.assertEqual(campaign.drop_torn(d), 1)
+            self.assertEqual(sorted(os.listdir(d)), sorted([name, "seed-boot.txt"]))
+        finally:
+            shutil.rmtree(d)
+
+
 class Stopping(unittest.TestCase):
     def setUp(self):
         if "TSAN_OPTIONS" in os.environ:

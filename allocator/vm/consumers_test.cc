@@ -120,7 +120,7 @@ TEST_P(ConsumersTest, Pageout) {
       ExpectCleanTeardown(rt);
     } else {
       EXPECT_EQ(o.kind, Outcome::kDeadlock) << o.title;
-      EXPECT_NE(o.title.find("pagedaemon (vmwait)"), std::string::npos) << o.title;
+      EXPECT_NE(o.title.find("pagedaemon (pgdaemon)"), std::string::npos) << o.title;
     }
     TearDown();
     SetUp();

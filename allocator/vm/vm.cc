@@ -244,8 +244,14 @@ int Vm::pageout(int npages) {
     // user pages are gone, the pager takes it back, block by block, at the same price.
     bool anon = batch.empty() && kenv::page_source_stats().withheld > 0;
     if (batch.empty() && !anon) break;
-    // The swap pager's metadata: a system allocation, made while memory is short.
-    void* sm = b_.alloc(swap_, M_SYSWAIT | M_NULLOK);
+    // The swap pager's metadata, made while memory is short: from the reserve, and
+    // never asleep on pages, which only this daemon would free. A failure is retried
+    // after the other CPUs ran (pageout_daemon), as FreeBSD's swap pager pauses and
+    // retries its M_NOWAIT swblk allocation and DragonFly's vm_wait() of the pageout
+    // daemon has a timeout. (M_SYSWAIT here let the daemon sleep in vmwait for good
+    // when a reserve zone's spares were gone and a refill had failed: ci/fuzz, a
+    // deadlock of reserved kmalloc_obj that zalloc, never blocking, survived.)
+    void* sm = b_.alloc(swap_, M_NOWAIT);
     if (sm != nullptr && anon) {
       kenv::spin_lock(&spin_);
       anon_swapmeta_.push_back(sm);

@@ -116,7 +116,7 @@ TEST_F(VmTest, ReservedBootSucceeds) {
 TEST_P(VmTest, NaivePageoutDeadlocks) {
   Outcome o = Pageout(VmMode::kNaive, GetParam());
   EXPECT_EQ(o.kind, Outcome::kDeadlock) << o.title;
-  EXPECT_NE(o.title.find("pagedaemon (vmwait)"), std::string::npos) << o.title;
+  EXPECT_NE(o.title.find("pagedaemon (pgdaemon)"), std::string::npos) << o.title;
 }
 
 TEST_P(VmTest, ReservedPageoutCompletes) {
