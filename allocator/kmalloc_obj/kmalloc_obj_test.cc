@@ -334,6 +334,38 @@ TEST_F(KmallocObjTest, MissingSpareIsRefilledByTheNextReserveAllocation) {
   ASSERT_TRUE(o.ok()) << o.title << o.report;
 }
 
+// The reserve's last resort, as zalloc's ZONE_INTERRUPT zones had: with the spares used
+// up and the refill failed (the pages free are short of the system tier's floor plus a
+// slab), a reserve allocation takes a slab from the interrupt tier without blocking.
+// Before, it failed (M_NOWAIT) or slept in vmwait (M_SYSWAIT): for the pageout daemon's
+// SWAPMETA, a deadlock zalloc survived (ci/fuzz, the correct allocator, libFuzzer build).
+TEST_F(KmallocObjTest, ReserveTakesTheInterruptTierWhenTheSparesAreGone) {
+  Outcome o = Run1([] {
+    kmalloc_zone* z = SparesThenNoPages(256, 1);
+    size_t cap = kmalloc_obj_stats(z).objs_per_slab;
+    std::vector<void*> objs;
+    for (size_t i = 0; i < cap; i++) {
+      objs.push_back(kmalloc_obj(256, z, M_NOWAIT));
+      ASSERT_NE(objs.back(), nullptr) << "object " << i;
+    }
+    const size_t back = KMALLOC_SLAB_PAGES + KMALLOC_SLAB_PAGES / 2;
+    kenv::page_source_relief(back);
+    // Not enough for an ordinary slab, nor for a refill from the system tier.
+    EXPECT_EQ(kmalloc_obj(256, z, M_RNOWAIT | M_NULLOK), nullptr);
+    objs.push_back(kmalloc_obj(256, z, M_NOWAIT));
+    ASSERT_NE(objs.back(), nullptr) << "no slab from the interrupt tier";
+    kmalloc_zone_stats st = kmalloc_obj_stats(z);
+    EXPECT_EQ(kenv::vm_free_count(), back - KMALLOC_SLAB_PAGES);
+    EXPECT_EQ(st.reserve_level, 0u);
+    EXPECT_GE(st.refills_failed, 2u);
+    for (void* p : objs) kfree_obj(p, z);
+    EXPECT_TRUE(kmalloc_obj_check(z).empty());
+    kmalloc_destroy_obj(z);
+    kenv::page_source_relief(1u << 30);
+  });
+  ASSERT_TRUE(o.ok()) << o.title << o.report;
+}
+
 // Objects freed into a drained reserve slab serve reserve allocations again: with the
 // spares gone and no page to be had, a system allocation still succeeds for as many
 // objects as came back.
