@@ -14,6 +14,10 @@ namespace {
 // shorter than kMinOps operations is first grown to that length with random ones.
 constexpr size_t kMinOps = 16;
 constexpr size_t kGrowBelow = slabfuzz::kHeaderSize + kMinOps * slabfuzz::kRecordSize;
+// A quarter of the other mutations vary the schedule alone (LACE's second phase): the
+// target's note of inputs with new interleaving pairs stays in its own process, so
+// AFL++'s mutator gives every input that share (its queue already keeps the inputs
+// whose alias pairs were new, in the edge map).
 
 struct State {
   uint64_t seed;
@@ -38,6 +42,8 @@ extern "C" size_t afl_custom_fuzz(void* data, uint8_t* in, size_t in_size, uint8
     n = slabfuzz::crossover_bytes(in, in_size, add, add_size, s->buf.data(), max_size, seed);
   else if (in_size < kGrowBelow)
     n = slabfuzz::grow_bytes(s->buf.data(), in_size, max_size, kMinOps, seed);
+  else if (seed % 4 == 1)
+    n = slabfuzz::mutate_schedule_bytes(s->buf.data(), in_size, max_size, seed);
   else
     n = slabfuzz::mutate_bytes(s->buf.data(), in_size, max_size, seed);
   *out = s->buf.data();

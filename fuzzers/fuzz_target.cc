@@ -79,8 +79,11 @@ extern "C" size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size);
 
 extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size,
                                           unsigned int seed) {
-  // Now and then a byte-level mutation: it reaches values the record mutations do not.
-  if (seed % 16 == 0) return LLVMFuzzerMutate(data, size, max_size);
+  // A quarter of the time a byte-level mutation: it reaches values the record mutations
+  // do not. (One in 16 until session 12: plain libFuzzer, byte-level only, found three of
+  // the six races of the zoo faster than the custom mutator, RING_PUBLISH_EARLY 44.8 s
+  // against 155.4.)
+  if (seed % 4 == 0) return LLVMFuzzerMutate(data, size, max_size);
   return mutate_bytes(data, size, max_size, seed);
 }
 

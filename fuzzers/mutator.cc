@@ -271,11 +271,12 @@ Program crossover_programs(const Program& a, const Program& b, Rng& rng, size_t 
   return c;
 }
 
-size_t mutate_bytes(uint8_t* data, size_t size, size_t max_size, uint64_t seed) {
-  return grow_bytes(data, size, max_size, 0, seed);
-}
+namespace {
 
-size_t grow_bytes(uint8_t* data, size_t size, size_t max_size, size_t min_ops, uint64_t seed) {
+enum class Focus { kAny, kSchedule };
+
+size_t mutate_encoded(uint8_t* data, size_t size, size_t max_size, size_t min_ops,
+                      uint64_t seed, Focus focus) {
   Rng rng(seed);
   if (max_size < kHeaderSize) return std::min(size, max_size);
   size_t max_ops = std::min(kMaxOps, (max_size - kHeaderSize) / kRecordSize);
@@ -284,13 +285,27 @@ size_t grow_bytes(uint8_t* data, size_t size, size_t max_size, size_t min_ops, u
     Op op = random_op(p, rng);
     insert_ops(&p, rng.below(p.ops.size() + 1), std::span<const Op>(&op, 1));
   }
-  if (is_schedule_seed(data, size) && rng.one_in(2))
+  if (focus == Focus::kSchedule || (is_schedule_seed(data, size) && rng.one_in(2)))
     mutate_schedule(&p, rng, max_ops);
   else
     mutate_program(&p, rng, max_ops);
   std::vector<uint8_t> out = encode(p);
   memcpy(data, out.data(), out.size());
   return out.size();
+}
+
+}  // namespace
+
+size_t mutate_bytes(uint8_t* data, size_t size, size_t max_size, uint64_t seed) {
+  return mutate_encoded(data, size, max_size, 0, seed, Focus::kAny);
+}
+
+size_t grow_bytes(uint8_t* data, size_t size, size_t max_size, size_t min_ops, uint64_t seed) {
+  return mutate_encoded(data, size, max_size, min_ops, seed, Focus::kAny);
+}
+
+size_t mutate_schedule_bytes(uint8_t* data, size_t size, size_t max_size, uint64_t seed) {
+  return mutate_encoded(data, size, max_size, 0, seed, Focus::kSchedule);
 }
 
 size_t crossover_bytes(const uint8_t* d1, size_t s1, const uint8_t* d2, size_t s2, uint8_t* out,

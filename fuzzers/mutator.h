@@ -45,7 +45,8 @@ void mutate_schedule(Program* p, Rng& rng, size_t max_ops);
 // reached interleaving pairs new to the process (kenv's alias coverage), and when the
 // mutator is handed that input again it spends half its mutations on its schedule
 // alone. A fixed-size table of input hashes in this process (libFuzzer runs the
-// mutator beside the target; AFL++'s mutator, in afl-fuzz, never hears of one).
+// mutator beside the target; AFL++'s mutator, in afl-fuzz, never hears of one, and
+// spends a fixed share on schedules instead: mutate_schedule_bytes).
 void note_schedule_seed(const uint8_t* data, size_t size);
 bool is_schedule_seed(const uint8_t* data, size_t size);
 
@@ -57,6 +58,9 @@ size_t mutate_bytes(uint8_t* data, size_t size, size_t max_size, uint64_t seed);
 // mutate_bytes() after inserting random operations until the program has min_ops (for
 // AFL++, whose queue favours the smallest input per edge: races need longer programs).
 size_t grow_bytes(uint8_t* data, size_t size, size_t max_size, size_t min_ops, uint64_t seed);
+// mutate_schedule() on the encoded program: for AFL++, which cannot tell which inputs
+// reached new interleaving pairs, a fixed share of every input's mutations.
+size_t mutate_schedule_bytes(uint8_t* data, size_t size, size_t max_size, uint64_t seed);
 size_t crossover_bytes(const uint8_t* d1, size_t s1, const uint8_t* d2, size_t s2, uint8_t* out,
                        size_t max_out, uint64_t seed);
 
