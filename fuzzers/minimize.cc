@@ -44,6 +44,11 @@ std::string title_of(const std::string& out, int status, int hang_seconds) {
   return "slabfuzz: target-crash: no slabfuzz title (see report)";
 }
 
+std::string candidate_title(const Program& p, const HarnessOptions& o,
+                            const MinimizeOptions& mo) {
+  return mo.title_of ? mo.title_of(p) : run_title(p, o, mo.hang_seconds);
+}
+
 class Minimizer {
  public:
   Minimizer(const HarnessOptions& o, const MinimizeOptions& mo, MinimizeResult* res)
@@ -68,7 +73,7 @@ class Minimizer {
       return false;
     }
     res_->runs++;
-    if (run_title(cand, o_, mo_.hang_seconds) != res_->title) return false;
+    if (candidate_title(cand, o_, mo_) != res_->title) return false;
     res_->program = std::move(cand);
     return true;
   }
@@ -232,7 +237,7 @@ MinimizeResult minimize(const Program& p, const HarnessOptions& o, const Minimiz
   MinimizeResult res;
   res.program = effective_program(p, o.target);
   res.ops_before = res.program.ops.size();
-  res.title = run_title(res.program, o, mo.hang_seconds);
+  res.title = candidate_title(res.program, o, mo);
   res.runs = 1;
   res.crashed = !res.title.empty();
   if (res.crashed) Minimizer(o, mo, &res).run();

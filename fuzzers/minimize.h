@@ -23,6 +23,7 @@
 #ifndef SLABFUZZ_FUZZERS_MINIMIZE_H_
 #define SLABFUZZ_FUZZERS_MINIMIZE_H_
 
+#include <functional>
 #include <string>
 
 #include "fuzzers/harness.h"
@@ -33,6 +34,9 @@ namespace slabfuzz {
 struct MinimizeOptions {
   double max_seconds = 60;  // then the smallest program found so far
   int hang_seconds = 30;    // a candidate that runs longer is titled a hang
+  // Tests of the search itself: the title a candidate would end with, in place of
+  // running it (empty: it runs, in a child, as run_title() does).
+  std::function<std::string(const Program&)> title_of;
 };
 
 struct MinimizeResult {

@@ -133,5 +133,49 @@ TEST(Minimize, TimeLimitKeepsTheBestSoFar) {
   EXPECT_EQ(r.program, effective_program(p, o.target));
 }
 
+// The search itself, with a title given by a model of a race instead of a run: a
+// directed preemption of cpu0 posted with after=N falls before the N-th operation of
+// cpu0 that follows it (each passes one preemption point), and the "race" is hit when
+// it falls before the SWAPMETA allocation. The fillers between them (frees of nothing,
+// polls) are ticks of that clock: removing one alone moves the preemption off the
+// window, so only removal with the schedule moved along (after lowered) takes them out.
+TEST(Minimize, RemovalMovesTheScheduleAlong) {
+  const std::string kTitle = "slabfuzz: model: preempted before the SWAPMETA allocation";
+  auto race = [&](const Program& p) -> std::string {
+    for (size_t i = 0; i < p.ops.size(); i++) {
+      if (p.ops[i].code != OpCode::kPreempt || p.ops[i].cpu != 0) continue;
+      size_t passed = 0;
+      for (size_t j = i + 1; j < p.ops.size(); j++) {
+        if (p.ops[j].cpu != 0 || is_schedule_op(p.ops[j])) continue;
+        if (passed++ == p.ops[i].b)
+          return p.ops[j].code == OpCode::kAlloc && p.ops[j].a == 2 ? kTitle : "";
+      }
+    }
+    return "";
+  };
+  Program p = Parse(
+      "config backend=0 mode=naive cpus=2 budget=0 boot_slabs=0 reserve=0 boot=running "
+      "seed=0x00000001 depth=1 zones=64\n"
+      "cpu0 preempt after=4 accesses=0\n"
+      "cpu0 poll\n"
+      "cpu1 alloc zone=PV_ENTRY flags=M_WAITOK\n"
+      "cpu0 relief pages=0\n"
+      "cpu0 poll\n"
+      "cpu0 relief pages=0\n"
+      "cpu0 alloc zone=SWAPMETA flags=M_NOWAIT\n"
+      "cpu0 poll\n");
+  ASSERT_EQ(race(p), kTitle);
+  MinimizeOptions mo;
+  mo.title_of = race;
+  MinimizeResult r = minimize(p, Naive(), mo);
+  ASSERT_TRUE(r.crashed);
+  EXPECT_EQ(r.title, kTitle);
+  EXPECT_EQ(race(r.program), kTitle);
+  ASSERT_EQ(r.program.ops.size(), 2u) << to_text(r.program);
+  EXPECT_EQ(r.program.ops[0].code, OpCode::kPreempt);
+  EXPECT_EQ(r.program.ops[0].b, 0) << to_text(r.program);
+  EXPECT_EQ(r.program.ops[1].code, OpCode::kAlloc);
+}
+
 }  // namespace
 }  // namespace slabfuzz
