@@ -7,9 +7,12 @@
 // then the program in text form, the interleaving and the state; then abort().
 //
 // With SLABFUZZ_EXEC_COUNTER=FILE in the environment every execution adds one to the
-// 8-byte counter in FILE (mapped shared: the engine's fork-mode children, AFL++'s
+// first 8-byte counter in FILE (mapped shared: the engine's fork-mode children, AFL++'s
 // forked runs and restarted engines all add to one count), which ci/fuzz reads for its
-// live numbers: libFuzzer prints its count only when it finds something.
+// live numbers: libFuzzer prints its count only when it finds something. A conversion
+// target also counts, in the four counters after it, the programs compared, those zalloc
+// survived, those both survived, and those kmalloc_obj survived where zalloc did not
+// (the conversion report's numbers; kCounters).
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -26,6 +29,8 @@
 
 using namespace slabfuzz;
 
+// execs, compared, zalloc survived, both survived, reverse (kmalloc_obj only).
+constexpr size_t kCounters = 5;
 static uint64_t* g_exec_counter;
 
 static void map_exec_counter() {
@@ -34,11 +39,12 @@ static void map_exec_counter() {
   int fd = open(path, O_RDWR | O_CREAT, 0644);
   if (fd < 0) return;
   struct stat st;
-  if (fstat(fd, &st) == 0 && st.st_size < 8 && ftruncate(fd, 8) != 0) {
+  const off_t bytes = kCounters * sizeof(uint64_t);
+  if (fstat(fd, &st) != 0 || (st.st_size < bytes && ftruncate(fd, bytes) != 0)) {
     close(fd);
     return;
   }
-  void* m = mmap(nullptr, 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   close(fd);
   if (m != MAP_FAILED) g_exec_counter = static_cast<uint64_t*>(m);
 }
@@ -57,6 +63,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   HarnessOptions o;
   o.target = target_config();
   RunResult r = run_program(p, o);
+  if (g_exec_counter && r.zalloc_title) {
+    bool z = r.zalloc_title->empty();
+    uint64_t add[kCounters] = {0, 1, z, z && r.ok, r.reverse};
+    for (size_t i = 1; i < kCounters; i++)
+      if (add[i]) __atomic_fetch_add(&g_exec_counter[i], 1, __ATOMIC_RELAXED);
+  }
 #ifndef SLABFUZZ_NO_CUSTOM_MUTATOR
   // An interleaving pair the process had not reached: its schedule is worth varying.
   if (r.new_alias_pairs > 0) note_schedule_seed(data, size);

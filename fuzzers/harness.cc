@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "allocator/backend/backend.h"
+#include "allocator/backend/names.h"
 #include "allocator/kenv/kenv.h"
 #include "allocator/kenv/malloc.h"
 #include "allocator/kenv/page_source.h"
@@ -738,7 +739,83 @@ Program effective_program(const Program& p, const TargetConfig& t) {
   return e;
 }
 
+std::string broken_promise(const std::string& title) {
+  auto has = [&](const char* s) { return title.find(s) != std::string::npos; };
+  if (has("waits for pages before the VM is up")) return "boot completes";
+  if (title.rfind("slabfuzz: deadlock: ", 0) == 0)
+    return has("pagedaemon (") ? "the pageout daemon makes progress" : "no deadlock";
+  if (title.rfind("slabfuzz: livelock: ", 0) == 0 || title.rfind("slabfuzz: hang: ", 0) == 0)
+    return "no livelock";
+  if (title.rfind("slabfuzz: nowait-blocked: ", 0) == 0 ||
+      title.rfind("slabfuzz: sleep-in-", 0) == 0)
+    return "a no-wait allocation never sleeps";
+  if (title.rfind("slabfuzz: leak: ", 0) == 0 || has(" live objects"))
+    return "nothing leaks at teardown";
+  return "";
+}
+
+namespace {
+
+// The first event where two interleavings part, with a little of what led there.
+std::string first_divergence(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && a[i] == b[i]) i++;
+  if (i == a.size() && i == b.size()) return "the interleavings are the same\n";
+  std::string s = "event " + std::to_string(i) + " of each (the " + std::to_string(i) +
+                  " before are the same):\n";
+  for (size_t k = i > 3 ? i - 3 : 0; k < i + 4; k++) {
+    std::string x = k < a.size() ? a[k] : "(ended)";
+    std::string y = k < b.size() ? b[k] : "(ended)";
+    char line[256];
+    snprintf(line, sizeof(line), "%s %-48.48s | %s\n", k == i ? ">" : " ", x.c_str(), y.c_str());
+    s += line;
+    if (k >= a.size() && k >= b.size()) break;
+  }
+  return s;
+}
+
+// z ran on zalloc, k on the target. A promise k broke is a finding only if zalloc kept
+// it: zalloc ran clean, or ended only at teardown (a leak) and the promise is another.
+// A failure of zalloc that ends its run (a deadlock, a panic) leaves nothing to compare:
+// zalloc_fuzz's business, not the conversion's.
+RunResult compare_runs(const RunResult& z, RunResult k) {
+  k.zalloc_title = z.ok ? "" : z.title;
+  k.steps += z.steps;
+  k.accesses += z.accesses;
+  k.alias_pairs += z.alias_pairs;
+  k.new_alias_pairs += z.new_alias_pairs;
+  if (k.ok) {
+    k.reverse = !z.ok;
+    return k;
+  }
+  std::string promise = broken_promise(k.title);
+  if (promise.empty()) return k;  // the allocator's own fault: a finding as it is
+  std::string zp = z.ok ? "" : broken_promise(z.title);
+  bool kept = z.ok || (zp == "nothing leaks at teardown" && promise != zp);
+  if (!kept) {
+    k.ok = true;  // both broke it: not the conversion's doing
+    return k;
+  }
+  std::string what = k.title.rfind("slabfuzz: ", 0) == 0 ? k.title.substr(10) : k.title;
+  k.report = "kmalloc_obj: " + k.title + "\nzalloc: " +
+             (z.ok ? std::string("ran clean") : z.title) + "\n\n-- kmalloc_obj | zalloc, " +
+             first_divergence(k.trace, z.trace) + "\n-- kmalloc_obj's state --\n" + k.report;
+  k.title = "slabfuzz: conversion: " + promise + ": zalloc kept it, kmalloc_obj " + what;
+  return k;
+}
+
+}  // namespace
+
 RunResult run_program(const Program& p, const HarnessOptions& o) {
+  if (o.target.compare_with_zalloc) {
+    HarnessOptions zo = o;
+    zo.target = TargetConfig{};
+    zo.target.backend = backend_index("zalloc");
+    RunResult z = run_program(p, zo);
+    HarnessOptions ko = o;
+    ko.target.compare_with_zalloc = false;
+    return compare_runs(z, run_program(p, ko));
+  }
   Exec e(effective_program(p, o.target), o);
   return e.run();
 }

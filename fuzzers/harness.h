@@ -25,6 +25,10 @@ struct TargetConfig {
   std::optional<VmMode> mode;  // naive or reserved (the zalloc backend runs zalloc mode)
   int min_reserve = 0;
   int min_boot_slabs = 0;
+  // The conversion proof (conversion_fuzz): the program runs first on zalloc, as today's
+  // kernel has the VM zones, then as this target says; a promise the zalloc run kept
+  // and this one broke is the finding (see compare_runs in harness.cc).
+  bool compare_with_zalloc = false;
 };
 
 struct HarnessOptions {
@@ -45,7 +49,16 @@ struct RunResult {
   uint64_t new_alias_pairs = 0;  // of them, pairs of sites new to this process
   bool expected_misuse = false;  // ended by a misuse the allocator rightly caught
   uint64_t objects = 0;          // objects the operations and interrupts allocated
+  // compare_with_zalloc only: how the zalloc run ended ("" clean), and whether this
+  // run kept what zalloc broke (the reverse of a finding: counted, not a crash).
+  std::optional<std::string> zalloc_title;
+  bool reverse = false;
 };
+
+// The promise a run's title says the kernel broke ("boot completes", "the pageout
+// daemon makes progress", ...), or "" if the title is the allocator's own fault
+// (corruption, a double allocation, ...), a finding whatever zalloc did.
+std::string broken_promise(const std::string& title);
 
 // The program as the target runs it (pinned fields applied).
 Program effective_program(const Program& p, const TargetConfig& t);

@@ -200,15 +200,53 @@ TEST(Harness, RegressionsEndAsRecorded) {
   ASSERT_GE(regs.size(), 3u);
   for (const Regression& r : regs) {
     SCOPED_TRACE(r.path);
-    ASSERT_TRUE(r.target == "naive" || r.target == "reserved" || r.target == "zalloc");
-    HarnessOptions o = r.target == "naive" ? Naive() : Reserved();
+    ASSERT_TRUE(r.target == "naive" || r.target == "reserved" || r.target == "zalloc" ||
+                r.target == "conversion" || r.target == "conversion_naive");
+    HarnessOptions o = r.target.find("naive") != std::string::npos ? Naive() : Reserved();
     if (r.target == "zalloc") o = HarnessOptions{.target = {.backend = backend_index("zalloc")}};
+    o.target.compare_with_zalloc = r.target.rfind("conversion", 0) == 0;
     // Ten times out of ten, the same title.
     for (int k = 0; k < 10; k++) {
       RunResult res = run_program(r.program, o);
       EXPECT_EQ(res.ok ? "ok" : res.title, r.expect) << res.report;
     }
   }
+}
+
+// The conversion proof's verdicts: the promise a title breaks, or none (the allocator's
+// own fault); a program zalloc deadlocks on and reserved kmalloc_obj survives is the
+// reverse case, counted and not a crash; a broken promise zalloc kept is one.
+TEST(Harness, ConversionComparesPromises) {
+  EXPECT_EQ(broken_promise("slabfuzz: panic: vm_page_alloc: PV ENTRY waits for pages before "
+                           "the VM is up"),
+            "boot completes");
+  EXPECT_EQ(broken_promise("slabfuzz: deadlock: every thread waits: pagedaemon (vmwait)"),
+            "the pageout daemon makes progress");
+  EXPECT_EQ(broken_promise("slabfuzz: deadlock: every thread waits: N CPU threads (vmwait)"),
+            "no deadlock");
+  EXPECT_EQ(broken_promise("slabfuzz: nowait-blocked: a no-wait allocation reached tsleep"),
+            "a no-wait allocation never sleeps");
+  EXPECT_EQ(broken_promise("slabfuzz: double-allocation: zone TEST0: ADDR"), "");
+  auto run = [](const char* path, bool naive) {
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string err;
+    auto p = parse_text(text, &err);
+    EXPECT_TRUE(p.has_value()) << path << ": " << err;
+    HarnessOptions o = naive ? Naive() : Reserved();
+    o.target.compare_with_zalloc = true;
+    return run_program(p.value_or(Program{}), o);
+  };
+  RunResult rev = run("corpora/regressions/conversion_reverse_zalloc_deadlocks.txt", false);
+  EXPECT_TRUE(rev.ok) << rev.title;
+  EXPECT_TRUE(rev.reverse);
+  ASSERT_TRUE(rev.zalloc_title.has_value());
+  EXPECT_EQ(rev.zalloc_title->rfind("slabfuzz: deadlock: ", 0), 0u) << *rev.zalloc_title;
+  RunResult boot = run("corpora/regressions/conversion_naive_boot.txt", true);
+  EXPECT_FALSE(boot.ok);
+  EXPECT_FALSE(boot.reverse);
+  EXPECT_EQ(boot.zalloc_title, "");
+  EXPECT_NE(boot.report.find("zalloc: ran clean"), std::string::npos) << boot.report;
 }
 
 }  // namespace

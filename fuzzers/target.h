@@ -3,6 +3,11 @@
 //                               the fuzzer must find the boot failure and the deadlock;
 //   -DSLABFUZZ_TARGET_ZALLOC    zalloc, as today's kernel runs the VM zones (zbootinit,
 //                               ZONE_INTERRUPT): the baseline, nothing may be found;
+//   -DSLABFUZZ_TARGET_CONVERSION   the conversion proof: each program on zalloc, then
+//                               on the embedded default; a promise zalloc kept and
+//                               kmalloc_obj broke is the finding (nothing may be found);
+//   -DSLABFUZZ_TARGET_CONVERSION_NAIVE  the same against the naive conversion: the
+//                               negative control, which must find (A) and (B);
 //   (default)                   the embedded default, kmalloc_obj with (A) and (B):
 //                               reserve >= 1 and boot slabs >= 1, nothing may be found.
 #ifndef SLABFUZZ_FUZZERS_TARGET_H_
@@ -15,16 +20,23 @@ namespace slabfuzz {
 
 inline TargetConfig target_config() {
   TargetConfig t;
+#if defined(SLABFUZZ_TARGET_CONVERSION) || defined(SLABFUZZ_TARGET_CONVERSION_NAIVE)
+  [[maybe_unused]] constexpr bool defined_conversion = true;
+#else
+  [[maybe_unused]] constexpr bool defined_conversion = false;
+#endif
 #if defined(SLABFUZZ_TARGET_ZALLOC)
   t.backend = backend_index("zalloc");
-#elif defined(SLABFUZZ_TARGET_NAIVE)
+#elif defined(SLABFUZZ_TARGET_NAIVE) || defined(SLABFUZZ_TARGET_CONVERSION_NAIVE)
   t.backend = backend_index("kmalloc_obj");
   t.mode = VmMode::kNaive;
+  t.compare_with_zalloc = defined_conversion;
 #else
   t.backend = backend_index("kmalloc_obj");
   t.mode = VmMode::kReserved;
   t.min_reserve = 1;
   t.min_boot_slabs = 1;
+  t.compare_with_zalloc = defined_conversion;
 #endif
   return t;
 }
@@ -32,6 +44,10 @@ inline TargetConfig target_config() {
 inline const char* target_name() {
 #if defined(SLABFUZZ_TARGET_ZALLOC)
   return "zalloc (today's kernel)";
+#elif defined(SLABFUZZ_TARGET_CONVERSION)
+  return "conversion: zalloc against kmalloc_obj reserved";
+#elif defined(SLABFUZZ_TARGET_CONVERSION_NAIVE)
+  return "conversion: zalloc against kmalloc_obj naive";
 #elif defined(SLABFUZZ_TARGET_NAIVE)
   return "kmalloc_obj naive";
 #else
