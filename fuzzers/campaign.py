@@ -818,6 +818,40 @@ def prepare_out(out):
     os.unlink(probe)
 
 
+def conversion_counts(counter_path):
+    """A conversion target's counts from the shared counter file (fuzz_target.cc:
+    execs, then programs compared, zalloc survived, both survived, kmalloc_obj alone
+    survived), or None if the target compares nothing."""
+    try:
+        with open(counter_path, "rb") as f:
+            data = f.read(40)
+    except OSError:
+        return None
+    if len(data) < 40:
+        return None
+    n = [int.from_bytes(data[i:i + 8], "little") for i in range(8, 40, 8)]
+    return n if n[0] > 0 else None
+
+
+def conversion_report(counter_path, crash_root, titles):
+    """The conversion proof's lines for the summary, to paste into a review: programs
+    compared, survivals on each side, and each divergence with its minimized program."""
+    n = conversion_counts(counter_path)
+    if n is None:
+        return []
+    compared, zalloc_ok, both_ok, reverse = n
+    lines = ["conversion: {} programs on both; zalloc survived {}; kmalloc_obj survived {} of "
+             "those ({} broke a promise zalloc kept, or a check); kmalloc_obj survived {} "
+             "that zalloc did not".format(compared, zalloc_ok, both_ok, zalloc_ok - both_ok,
+                                          reverse)]
+    for t in sorted(titles):
+        if t.startswith("slabfuzz: conversion: "):
+            m = os.path.join(crash_root, slug(t), "minimized.txt")
+            lines.append(f"  divergence: {t[len('slabfuzz: conversion: '):]}")
+            lines.append(f"    reproducer: {m if os.path.exists(m) else os.path.dirname(m)}")
+    return lines
+
+
 def write_summary(out, a, c, elapsed, pruned=None):
     titles, _ = c.triager.snapshot()
     untriaged = len(c.triager.pending())
@@ -841,6 +875,7 @@ def write_summary(out, a, c, elapsed, pruned=None):
         lines.append("every input crashes, the empty program too: nothing more to fuzz")
     for t, n in sorted(titles.items(), key=lambda kv: -kv[1]):
         lines.append(f"  {n:4d}  {t}")
+    lines += conversion_report(c.counter, os.path.join(out, "crashes"), titles)
     summary = "\n".join(lines) + "\n"
     tmp = os.path.join(out, "summary.txt.tmp")
     with open(tmp, "w") as f:
@@ -854,6 +889,9 @@ def main():
     stop = STOP = Stop()  # first: an engine must never inherit an ignored SIGINT
     ap = Parser(description=__doc__.split("\n")[0])
     ap.add_argument("--target", default="kmalloc_obj_reserved_fuzz")
+    ap.add_argument("--compare", default=None, choices=["reserved", "naive"],
+                    help="with --target=conversion_fuzz: the kmalloc_obj held to zalloc "
+                         "(naive: the negative control, conversion_naive_fuzz)")
     ap.add_argument("--engine", default="libfuzzer", choices=["libfuzzer", "afl"])
     ap.add_argument("--duration", default="300",
                     help="seconds to fuzz; 0 runs until stopped (Ctrl-C, SIGTERM, SIGHUP)")
@@ -906,6 +944,11 @@ def main():
             bug = d.split("=", 1)[1]
             if bug not in zoo_bugs():
                 die(f"--define slabfuzz_bug={bug}: no such zoo bug; known: {', '.join(zoo_bugs())}")
+    if a.compare is not None:
+        if a.target != "conversion_fuzz":
+            die("--compare is for --target=conversion_fuzz")
+        if a.compare == "naive":
+            a.target = "conversion_naive_fuzz"
     if a.binary and a.target == ap.get_default("target"):
         # Named after its binary (NAME_bin, or the zoo's copies): the summary says which.
         base = os.path.basename(a.binary)

@@ -101,6 +101,42 @@ class Compile(unittest.TestCase):
             self.assertEqual(sorted(os.listdir(d)), ["bad.txt", "out.bin"])
 
 
+class ConversionReport(unittest.TestCase):
+    """The conversion target's counts, read from the shared counter file, become the
+    summary's lines: what was compared, who survived, each divergence and its program;
+    --compare outside the conversion target is bad usage (one line, exit 2)."""
+
+    def test_counts_become_the_report(self):
+        with tempfile.TemporaryDirectory() as d:
+            counter = os.path.join(d, "execs.counter")
+            with open(counter, "wb") as f:
+                for n in (120, 100, 90, 88, 3):
+                    f.write(n.to_bytes(8, "little"))
+            title = "slabfuzz: conversion: boot completes: zalloc kept it, kmalloc_obj panic: x"
+            m = os.path.join(d, "crashes", campaign.slug(title))
+            os.makedirs(m)
+            open(os.path.join(m, "minimized.txt"), "w").close()
+            lines = campaign.conversion_report(counter, os.path.join(d, "crashes"),
+                                               {title: 2, "slabfuzz: panic: y": 1})
+            self.assertEqual(lines[0], "conversion: 100 programs on both; zalloc survived 90; "
+                             "kmalloc_obj survived 88 of those (2 broke a promise zalloc "
+                             "kept, or a check); kmalloc_obj survived 3 that zalloc did not")
+            self.assertEqual(lines[1:], [
+                "  divergence: boot completes: zalloc kept it, kmalloc_obj panic: x",
+                "    reproducer: " + os.path.join(m, "minimized.txt")])
+            with open(counter, "wb") as f:
+                f.write((7).to_bytes(8, "little"))  # a target that compares nothing
+            self.assertEqual(campaign.conversion_report(counter, d, {}), [])
+
+    def test_compare_is_for_the_conversion_target(self):
+        r = subprocess.run([sys.executable, CAMPAIGN, "--compare=naive", "--duration=1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("--compare is for --target=conversion_fuzz", r.stderr)
+
+
 def processes_naming(text):
     """Live processes whose command line holds text (the campaign's output folder)."""
     found = []
