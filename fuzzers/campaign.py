@@ -588,6 +588,9 @@ class Campaign:
                "execs_per_sec": round(rate, 1), "edges": self.progress.cov,
                "features": self.progress.ft, "corpus": self.progress.corpus,
                "crashes": crashes, "titles": len(titles), "restarts": self.restarts}
+        conv = conversion_counts(self.counter)
+        if conv is not None:  # a conversion target: compared, zalloc ok, both ok, reverse
+            rec["conversion"] = conv
         self.stats.write(json.dumps(rec) + "\n")
         self.stats.flush()
         if self.a.quiet or final:
@@ -595,6 +598,8 @@ class Campaign:
         line = (f"[{int(now - self.start):5d}s] execs {self.progress.execs} ({rate:.0f}/s) "
                 f"cov {self.progress.cov} ft {self.progress.ft} corpus {self.progress.corpus} "
                 f"crashes {crashes} titles {len(titles)}")
+        if conv is not None:
+            line += f" zalloc-ok {conv[1]} both-ok {conv[2]} reverse {conv[3]}"
         if self.every_input_crashes:
             line += f" -- every input crashes: {latest or '(being triaged)'}"
         print(line, flush=True)

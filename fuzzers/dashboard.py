@@ -127,6 +127,12 @@ def render(out, live=False, link_prefix="crashes/"):
                f'({last.get("execs_per_sec", 0):,.0f}/s over the last interval), '
                f'{last.get(edges_key, 0):,} {edges_key}, corpus {last.get("corpus", 0):,}, '
                f'{last.get("crashes", 0)} crashing inputs, {last.get("titles", 0)} titles')
+    conv = last.get("conversion")
+    conversion = ""
+    if isinstance(conv, list) and len(conv) == 4:
+        conversion = ('<p id="conversion">conversion: {:,} programs on both; zalloc survived '
+                      '{:,}; kmalloc_obj survived {:,} of those; kmalloc_obj survived {:,} '
+                      'that zalloc did not</p>').format(*conv)
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8">{head}<title>slabfuzz: {html.escape(name)}</title>
 <style>
@@ -139,6 +145,7 @@ pre {{ background: #f6f6f6; padding: 6px; }}
 </style></head><body>
 <h1>slabfuzz campaign: {html.escape(name)}</h1>
 <p id="status">{"running" if running else "ended"}: {html.escape(numbers)}</p>
+{conversion}
 <div id="plots">
 {plot(recs, "execs_per_sec", "executions a second", "#1f77b4")}
 {plot(recs, edges_key, edges_key, "#2ca02c")}

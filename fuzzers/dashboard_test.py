@@ -142,6 +142,23 @@ class Dashboard(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.check_page("file://" + os.path.join(self.out, "dashboard.html"))
 
+    def test_conversion_numbers(self):
+        # A conversion target's counts, as the campaign records them, on the page.
+        os.makedirs(os.path.join(self.out, "crashes"))
+        with open(os.path.join(self.out, "stats.jsonl"), "w") as f:
+            for t in (5, 10):
+                f.write(json.dumps({"time": t, "execs": 100 * t, "execs_per_sec": 100,
+                                    "edges": 40, "features": 90, "corpus": 7, "crashes": 0,
+                                    "titles": 0, "restarts": 0,
+                                    "conversion": [100 * t, 90 * t, 88 * t, 3]}) + "\n")
+        r = subprocess.run([sys.executable, CAMPAIGN, "--report", "--out=" + self.out],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        dom = self.browser("file://" + os.path.join(self.out, "dashboard.html"), "--dump-dom")
+        self.assertIn('<p id="conversion">conversion: 1,000 programs on both; zalloc survived '
+                      '900; kmalloc_obj survived 880 of those; kmalloc_obj survived 3 that '
+                      'zalloc did not</p>', dom)
+
 
 if __name__ == "__main__":
     unittest.main()
