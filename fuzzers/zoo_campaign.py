@@ -3,6 +3,7 @@
 
     fuzzers/zoo_campaign.py [--bugs=A,B,...] [--engines=custom,plain,afl] [--runs=3]
                             [--timeout=600] [--first-seed=1] [--jobs=1] [--out=out/zoo]
+                            [--target=kmalloc_obj_reserved_fuzz]
 
 For every zoo bug (fuzzers/zoo.bzl) it builds the default fuzz target with that one
 bug compiled in (--define=slabfuzz_bug=NAME), fuzzes it from an empty corpus with each
@@ -54,25 +55,25 @@ def bazel_out(config, bug, targets, extra=()):
     return info.stdout.strip()
 
 
-def build(bug, engines, dest, extra=()):
-    """Copies the bug's binaries to dest; returns {engine: path}. extra: further Bazel
-    flags for every build (the gate's --define, say)."""
+def build(bug, engines, dest, extra=(), target=TARGET):
+    """Copies the bug's binaries (of the fuzz target `target`) to dest; returns
+    {engine: path}. extra: further Bazel flags for every build (the gate's --define)."""
     os.makedirs(dest, exist_ok=True)
     out = {}
     if "custom" in engines or "plain" in engines:
-        b = bazel_out("libfuzzer", bug, [f"//fuzzers:{TARGET}_bin",
-                                         f"//fuzzers:{TARGET}_plain_bin",
+        b = bazel_out("libfuzzer", bug, [f"//fuzzers:{target}_bin",
+                                         f"//fuzzers:{target}_plain_bin",
                                          "//fuzzers:slabfuzz_dict"], extra)
         shutil.copy(os.path.join(b, "fuzzers", "slabfuzz.dict"), dest)
-        for eng, name in (("custom", TARGET + "_bin"), ("plain", TARGET + "_plain_bin")):
+        for eng, name in (("custom", target + "_bin"), ("plain", target + "_plain_bin")):
             if eng in engines:
                 p = os.path.join(dest, eng)
                 shutil.copy(os.path.join(b, "fuzzers", name), p)
                 out[eng] = p
     if "afl" in engines:
-        b = bazel_out("afl", bug, [f"//fuzzers:{TARGET}_bin"], extra)
+        b = bazel_out("afl", bug, [f"//fuzzers:{target}_bin"], extra)
         p = os.path.join(dest, "afl")
-        shutil.copy(os.path.join(b, "fuzzers", TARGET + "_bin"), p)
+        shutil.copy(os.path.join(b, "fuzzers", target + "_bin"), p)
         # The mutator runs inside afl-fuzz, which has no sanitizer runtime.
         m = bazel_out(None, bug, ["//fuzzers:libslabfuzz_afl_mutator.so"], extra)
         shutil.copy(os.path.join(m, "fuzzers", "libslabfuzz_afl_mutator.so"),
@@ -142,6 +143,9 @@ def stable_title(binary, crash, times=10):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bugs", default=",".join(zoo_bugs()))
+    ap.add_argument("--target", default=TARGET,
+                    help="the fuzz target the bugs are compiled into (conversion_fuzz: "
+                         "which zoo bugs the conversion proof finds)")
     ap.add_argument("--engines", default="custom,plain,afl")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--timeout", type=int, default=600)
@@ -161,7 +165,10 @@ def main():
     missed = False
     # Every variant is built (and copied) before any fuzzing starts: a build of
     # another variant then cannot replace a binary under a running measurement.
-    all_bins = {bug: build(bug, engines, os.path.join(a.out, "bin", bug)) for bug in bugs}
+    if not os.path.isdir(os.path.join(ROOT, "corpora", a.target)):
+        sys.exit(f"zoo: no such fuzz target '{a.target}' (see corpora/ and fuzzers/BUILD)")
+    all_bins = {bug: build(bug, engines, os.path.join(a.out, "bin", bug), target=a.target)
+                for bug in bugs}
     # One measurement per (bug, engine, seed); with --jobs=N, N at a time (each
     # engine process is single-threaded: give each job a core of its own).
     tasks = [(bug, eng, seed) for bug in bugs for eng in engines
