@@ -285,7 +285,13 @@ size_t mutate_encoded(uint8_t* data, size_t size, size_t max_size, size_t min_op
     Op op = random_op(p, rng);
     insert_ops(&p, rng.below(p.ops.size() + 1), std::span<const Op>(&op, 1));
   }
-  if (focus == Focus::kSchedule || (is_schedule_seed(data, size) && rng.one_in(2)))
+  // The schedule alone: always when asked (AFL++'s share), half the time for an input
+  // that reached new interleaving pairs, and one time in eight for any input (LACE's
+  // second phase for every input: an input stops reaching new pairs long before its
+  // schedules are explored; session 12's zoo: the three ring and swap races' medians
+  // with the custom mutator went from 175.3, 115.6 and 108.5 s to 10.3, 16.3, 59.1 s).
+  if (focus == Focus::kSchedule || (is_schedule_seed(data, size) && rng.one_in(2)) ||
+      rng.one_in(8))
     mutate_schedule(&p, rng, max_ops);
   else
     mutate_program(&p, rng, max_ops);

@@ -44,9 +44,10 @@ void mutate_schedule(Program* p, Rng& rng, size_t max_ops);
 // Schedule-focused mutation (LACE's second phase): the target notes an input whose run
 // reached interleaving pairs new to the process (kenv's alias coverage), and when the
 // mutator is handed that input again it spends half its mutations on its schedule
-// alone. A fixed-size table of input hashes in this process (libFuzzer runs the
-// mutator beside the target; AFL++'s mutator, in afl-fuzz, never hears of one, and
-// spends a fixed share on schedules instead: mutate_schedule_bytes).
+// alone (and any input one mutation in eight). A fixed-size table of input hashes in
+// this process (libFuzzer runs the mutator beside the target; AFL++'s mutator, in
+// afl-fuzz, never hears of one, and spends a fixed share on schedules instead:
+// mutate_schedule_bytes).
 void note_schedule_seed(const uint8_t* data, size_t size);
 bool is_schedule_seed(const uint8_t* data, size_t size);
 
