@@ -1025,15 +1025,16 @@ int tsleep(const void* chan, const char* wmesg, int /*timo*/) {
   thread* td = curthread_tls;
   if (rt == nullptr || rt->cur == nullptr) panic("tsleep(%s) outside a kernel thread", wmesg);
   if (drain_point(rt)) return 0;
+  // Who slept, in a title: a daemon by name, any other thread as what it is, as the
+  // deadlock titles count them (one bug, one title, whichever CPU ran into it).
+  const char* who = rt->cur->daemon ? td->td_name : td->td_intr ? "an interrupt" : "a CPU thread";
   if (td->td_nosleep)
-    check_failed("nowait-blocked", "a no-wait allocation reached tsleep(%s) in %s", wmesg,
-                 td->td_name);
+    check_failed("nowait-blocked", "a no-wait allocation reached tsleep(%s) in %s", wmesg, who);
   if (td->td_intr) check_failed("sleep-in-interrupt", "tsleep(%s) in an interrupt", wmesg);
   if (td->td_spincount)
-    check_failed("sleep-with-spinlock", "tsleep(%s) holding a spinlock in %s", wmesg,
-                 td->td_name);
+    check_failed("sleep-with-spinlock", "tsleep(%s) holding a spinlock in %s", wmesg, who);
   if (td->td_critcount)
-    check_failed("sleep-in-critical-section", "tsleep(%s) in %s", wmesg, td->td_name);
+    check_failed("sleep-in-critical-section", "tsleep(%s) in %s", wmesg, who);
   DetThread* t = rt->cur;
   t->state = DetThread::kBlocked;
   t->wchan = chan;

@@ -317,7 +317,7 @@ TEST(DetRuntime, SleepInCriticalSectionIsDetected) {
   });
   Outcome o = rt.run();
   EXPECT_EQ(o.kind, Outcome::kPanic);
-  EXPECT_EQ(o.title, "slabfuzz: sleep-in-critical-section: tsleep(bad) in bad");
+  EXPECT_EQ(o.title, "slabfuzz: sleep-in-critical-section: tsleep(bad) in a CPU thread");
 }
 
 TEST(DetRuntime, SpinlockTakenTwiceIsDetected) {
