@@ -739,6 +739,12 @@ Program effective_program(const Program& p, const TargetConfig& t) {
   return e;
 }
 
+TargetConfig zalloc_target() {
+  TargetConfig t;
+  t.backend = backend_index("zalloc");
+  return t;
+}
+
 std::string broken_promise(const std::string& title) {
   auto has = [&](const char* s) { return title.find(s) != std::string::npos; };
   if (has("waits for pages before the VM is up")) return "boot completes";
@@ -809,8 +815,7 @@ RunResult compare_runs(const RunResult& z, RunResult k) {
 RunResult run_program(const Program& p, const HarnessOptions& o) {
   if (o.target.compare_with_zalloc) {
     HarnessOptions zo = o;
-    zo.target = TargetConfig{};
-    zo.target.backend = backend_index("zalloc");
+    zo.target = zalloc_target();
     RunResult z = run_program(p, zo);
     HarnessOptions ko = o;
     ko.target.compare_with_zalloc = false;

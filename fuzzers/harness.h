@@ -55,6 +55,10 @@ struct RunResult {
   bool reverse = false;
 };
 
+// zalloc as today's kernel runs the VM zones: zalloc_fuzz's target, and the baseline
+// a conversion target compares with.
+TargetConfig zalloc_target();
+
 // The promise a run's title says the kernel broke ("boot completes", "the pageout
 // daemon makes progress", ...), or "" if the title is the allocator's own fault
 // (corruption, a double allocation, ...), a finding whatever zalloc did.

@@ -150,8 +150,7 @@ TEST(Harness, RandomProgramsOnTheCorrectAllocatorFindNothing) {
 // Today's kernel under the same random programs: zalloc with its boot arrays and
 // interrupt zones survives them too (the baseline the replacement is held to).
 TEST(Harness, RandomProgramsOnZallocFindNothing) {
-  HarnessOptions o;
-  o.target.backend = backend_index("zalloc");
+  HarnessOptions o{.target = zalloc_target()};
   Rng rng(14);
   for (int i = 0; i < 600; i++) {
     std::vector<uint8_t> bytes(rng.below(16 + 8 * 64));
@@ -203,7 +202,7 @@ TEST(Harness, RegressionsEndAsRecorded) {
     ASSERT_TRUE(r.target == "naive" || r.target == "reserved" || r.target == "zalloc" ||
                 r.target == "conversion" || r.target == "conversion_naive");
     HarnessOptions o = r.target.find("naive") != std::string::npos ? Naive() : Reserved();
-    if (r.target == "zalloc") o = HarnessOptions{.target = {.backend = backend_index("zalloc")}};
+    if (r.target == "zalloc") o = HarnessOptions{.target = zalloc_target()};
     o.target.compare_with_zalloc = r.target.rfind("conversion", 0) == 0;
     // Ten times out of ten, the same title.
     for (int k = 0; k < 10; k++) {

@@ -20,23 +20,19 @@ namespace slabfuzz {
 
 inline TargetConfig target_config() {
   TargetConfig t;
-#if defined(SLABFUZZ_TARGET_CONVERSION) || defined(SLABFUZZ_TARGET_CONVERSION_NAIVE)
-  [[maybe_unused]] constexpr bool defined_conversion = true;
-#else
-  [[maybe_unused]] constexpr bool defined_conversion = false;
-#endif
 #if defined(SLABFUZZ_TARGET_ZALLOC)
-  t.backend = backend_index("zalloc");
+  t = zalloc_target();
 #elif defined(SLABFUZZ_TARGET_NAIVE) || defined(SLABFUZZ_TARGET_CONVERSION_NAIVE)
   t.backend = backend_index("kmalloc_obj");
   t.mode = VmMode::kNaive;
-  t.compare_with_zalloc = defined_conversion;
 #else
   t.backend = backend_index("kmalloc_obj");
   t.mode = VmMode::kReserved;
   t.min_reserve = 1;
   t.min_boot_slabs = 1;
-  t.compare_with_zalloc = defined_conversion;
+#endif
+#if defined(SLABFUZZ_TARGET_CONVERSION) || defined(SLABFUZZ_TARGET_CONVERSION_NAIVE)
+  t.compare_with_zalloc = true;
 #endif
   return t;
 }

@@ -589,8 +589,7 @@ void *kmo_alloc_slow(kmalloc_zone *zone, int flags, bool *reused)
 			/* No spare, but another thread is refilling them: it does not block, and
 			 * its slab is this allocation's way through. Asking the VM for a page
 			 * instead may sleep in vmwait, and when the caller was the pageout daemon
-			 * (it allocated with M_SYSWAIT then),
-			 * nothing would free one (ci/fuzz: a reserved-mode pageout deadlock that
+			 * (it allocated with M_SYSWAIT then), nothing would free one (ci/fuzz: a reserved-mode pageout deadlock that
 			 * zalloc survives, the spare installed while the daemon slept). Wait for
 			 * the refill, outside the critical section, and look again: only an
 			 * allocation that may wait anyway, and not from inside a refill (the
